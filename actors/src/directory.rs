@@ -1,0 +1,82 @@
+//! The directory: published snapshots of every agent, for reads that must not wait.
+//!
+//! Each agent's actor is the only writer of its own entry: it publishes a fresh
+//! [`AgentView`] after every change and removes it when the agent is deleted. Handlers read
+//! entries lock-free (a DashMap shard read and an `Arc` clone), so listing thousands of agents
+//! never waits behind a slow `stop`, and never calls Docker.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use crate::model::{AgentId, AgentView};
+
+#[derive(Debug, Default, Clone)]
+pub struct Directory {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Agent id → latest view. Written only by that agent's actor.
+    by_id: DashMap<AgentId, Arc<AgentView>>,
+    /// Agent name → id, kept in step with `by_id` by [`Directory::publish`] and
+    /// [`Directory::remove`]. Name uniqueness itself is enforced by the registry.
+    by_name: DashMap<String, AgentId>,
+}
+
+impl Directory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Publish an agent's new view, moving its name entry if it was renamed.
+    pub fn publish(&self, view: AgentView) {
+        let id = view.record.id;
+        let name = view.record.name.clone();
+        let previous = self.inner.by_id.insert(id, Arc::new(view));
+        if let Some(prev) = previous
+            && prev.record.name != name
+        {
+            self.inner
+                .by_name
+                .remove_if(&prev.record.name, |_, owner| *owner == id);
+        }
+        self.inner.by_name.insert(name, id);
+    }
+
+    /// Remove an agent's entry (it was deleted, or its creation was rolled back).
+    pub fn remove(&self, id: AgentId) {
+        if let Some((_, prev)) = self.inner.by_id.remove(&id) {
+            self.inner
+                .by_name
+                .remove_if(&prev.record.name, |_, owner| *owner == id);
+        }
+    }
+
+    pub fn get(&self, id: AgentId) -> Option<Arc<AgentView>> {
+        self.inner.by_id.get(&id).map(|e| Arc::clone(e.value()))
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<Arc<AgentView>> {
+        let id = *self.inner.by_name.get(name)?.value();
+        self.get(id).filter(|v| v.record.name == name)
+    }
+
+    /// Every published view, in no particular order.
+    pub fn all(&self) -> Vec<Arc<AgentView>> {
+        self.inner
+            .by_id
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.by_id.is_empty()
+    }
+}

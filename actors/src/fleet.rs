@@ -1,0 +1,595 @@
+//! The `Fleet` handle: the one interface HTTP handlers (and benchmarks, and tests) use.
+//!
+//! It is a cheap clone (`Arc` inside). Reads — listing, getting, access checks, account lookups —
+//! are answered from the published snapshots with no message and no I/O. Commands are checked
+//! against the access table, validated, then sent to the actor that owns them, bounded by the
+//! configured actor timeout. Preconditions are written on each method; none of them parse HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::Utc;
+use dashmap::DashMap;
+use tracing::{info, warn};
+
+use crate::access::{AccessIndex, AccessLevel, Action, Share};
+use crate::accounts::Accounts;
+use crate::agent::lifecycle::Lifecycle;
+use crate::agent::messages::*;
+use crate::agent::{AgentActor, AgentDeps, AgentState};
+use crate::config::FleetConfig;
+use crate::directory::Directory;
+use crate::error::FleetError;
+use crate::events::EventBus;
+use crate::model::*;
+use crate::registry::RegistryActor;
+use crate::registry::messages::*;
+use crate::runtime::{ContainerInfo, ContainerRuntime, HostInfo, labels};
+use crate::sharing::SharingActor;
+use crate::store::Store;
+use crate::supervisor::messages::{Shutdown, SpawnAgent};
+use crate::supervisor::{self, AgentMap, Supervisor};
+use crate::validate;
+
+/// A request to create an agent, as the client sent it (validated by [`Fleet::create_agent`]).
+#[derive(Debug, Clone, Default)]
+pub struct NewAgent {
+    pub name: String,
+    pub agent_type: Option<String>,
+    pub template: Option<String>,
+    pub runtime: Option<String>,
+    pub runtime_model: Option<String>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub custom_instructions: Option<String>,
+    pub github_repo: Option<String>,
+    pub tags: Vec<String>,
+    /// Admin only: a system agent cannot be deleted or renamed.
+    pub system: bool,
+}
+
+/// An agent as one caller sees it.
+#[derive(Debug, Clone)]
+pub struct Visible {
+    pub view: Arc<AgentView>,
+    pub level: AccessLevel,
+}
+
+/// A container carrying this instance's label but no agent in the registry. Reported to
+/// admins, never removed automatically.
+#[derive(Debug, Clone)]
+pub struct Orphan {
+    pub container_id: String,
+    pub name: String,
+    pub agent_id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Fleet {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Arc<FleetConfig>,
+    runtime: Arc<dyn ContainerRuntime>,
+    registry: Addr<RegistryActor>,
+    supervisor: Addr<Supervisor>,
+    agents: AgentMap,
+    directory: Directory,
+    access: AccessIndex,
+    accounts: Accounts,
+    events: EventBus,
+    host: Option<HostInfo>,
+    orphans: Vec<Orphan>,
+}
+
+/// Agent actors are spread over `min(cores, AGENT_THREADS)` arbiter threads.
+const AGENT_THREADS: usize = 4;
+
+/// Largest `custom_instructions` accepted.
+const MAX_INSTRUCTIONS: usize = 64 * 1024;
+
+impl Fleet {
+    /// Open the store, load users, shares and agents, start the actors, and reconcile every
+    /// agent with Docker. Must run inside an actix `System`.
+    pub async fn start(
+        config: FleetConfig,
+        runtime: Arc<dyn ContainerRuntime>,
+    ) -> Result<Self, FleetError> {
+        let config = Arc::new(config);
+        let store = Store::open(&config.db_url).await?;
+        let records = store.load_agents().await?;
+
+        let accounts = Accounts::new();
+        for user in store.load_users().await? {
+            accounts.put_user(user);
+        }
+        let now = Utc::now().timestamp();
+        for (jti, exp) in store.load_revoked().await? {
+            if exp >= now {
+                accounts.revoke(jti, exp);
+            }
+        }
+        let access = AccessIndex::new();
+        for share in store.load_shares().await? {
+            access.grant(share);
+        }
+        let host = match runtime.host_info().await {
+            Ok(host) => Some(host),
+            Err(error) => {
+                warn!(%error, "docker host info unavailable; resource limits checked loosely");
+                None
+            }
+        };
+
+        let directory = Directory::new();
+        let events = EventBus::new();
+        let registry = RegistryActor::new(
+            store.clone(),
+            accounts.clone(),
+            config.ssh_ports.clone(),
+            &records,
+        )
+        .start();
+        let sharing = SharingActor::new(store, access.clone()).start();
+        let agents: AgentMap = Arc::new(DashMap::new());
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(AGENT_THREADS);
+        let deps_template = (
+            runtime.clone(),
+            registry.clone(),
+            sharing,
+            directory.clone(),
+            events.clone(),
+            config.clone(),
+        );
+        let supervisor = supervisor::start(
+            agents.clone(),
+            move |supervisor| {
+                let (runtime, registry, sharing, directory, events, config) = deps_template;
+                AgentDeps {
+                    runtime,
+                    registry,
+                    sharing,
+                    supervisor,
+                    directory,
+                    events,
+                    config,
+                }
+            },
+            threads,
+        );
+
+        let mut inner = Inner {
+            config,
+            runtime,
+            registry,
+            supervisor,
+            agents,
+            directory,
+            access,
+            accounts,
+            events,
+            host,
+            orphans: Vec::new(),
+        };
+        inner.orphans = recover(&inner, records).await?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Stop every agent actor (after the HTTP server has drained). Operations already running
+    /// inside an actor are cut at their next await point; none is started afterwards. The store
+    /// needs no flush: every commit is durable when acknowledged.
+    pub async fn shutdown(&self) {
+        if let Err(error) = self.inner.supervisor.send(Shutdown).await {
+            warn!(%error, "supervisor already gone at shutdown");
+        }
+    }
+
+    pub fn config(&self) -> &FleetConfig {
+        &self.inner.config
+    }
+
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    pub fn access(&self) -> &AccessIndex {
+        &self.inner.access
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn ContainerRuntime> {
+        &self.inner.runtime
+    }
+
+    // ---- users --------------------------------------------------------------------------
+
+    /// Create a user. `Conflict` if the username exists. The password hash is made by the caller.
+    pub async fn create_user(&self, user: User) -> Result<(), FleetError> {
+        self.inner
+            .registry
+            .send(CreateUser { user })
+            .timeout(self.inner.config.actor_timeout)
+            .await?
+    }
+
+    /// Create or replace a user (the start-up admin; password changes bump `token_version`).
+    pub async fn save_user(&self, user: User) -> Result<(), FleetError> {
+        self.inner
+            .registry
+            .send(SaveUser { user })
+            .timeout(self.inner.config.actor_timeout)
+            .await?
+    }
+
+    /// Revoke one token (logout) until it expires.
+    pub async fn revoke_token(&self, jti: String, expires_at: i64) -> Result<(), FleetError> {
+        self.inner
+            .registry
+            .send(RevokeToken { jti, expires_at })
+            .timeout(self.inner.config.actor_timeout)
+            .await?
+    }
+
+    // ---- agents: reads ------------------------------------------------------------------
+
+    /// Every agent `who` can see, by name, keeping those with any of `tags` (when given).
+    pub fn list_agents(&self, who: &Principal, tags: &[String]) -> Vec<Visible> {
+        let mut out: Vec<Visible> = self
+            .inner
+            .directory
+            .all()
+            .into_iter()
+            .filter(|view| tags.is_empty() || view.record.tags.iter().any(|t| tags.contains(t)))
+            .filter_map(|view| {
+                let level = self.inner.access.level(who, &view)?;
+                Some(Visible { view, level })
+            })
+            .collect();
+        out.sort_by(|a, b| a.view.record.name.cmp(&b.view.record.name));
+        out
+    }
+
+    /// The agent called `name`, if `who` may do `action` to it: `NotFound` when invisible,
+    /// `Forbidden` when visible but not allowed.
+    pub fn agent(
+        &self,
+        who: &Principal,
+        name: &str,
+        action: Action,
+    ) -> Result<Visible, FleetError> {
+        let view = self
+            .inner
+            .directory
+            .by_name(name)
+            .ok_or_else(|| FleetError::agent_not_found(name))?;
+        let level = self.inner.access.authorize(who, &view, action)?;
+        Ok(Visible { view, level })
+    }
+
+    /// The agent's shares, newest first.
+    pub fn shares_of(&self, agent: AgentId) -> Vec<Share> {
+        self.inner.access.shares_of(agent)
+    }
+
+    /// Containers of this instance that belong to no agent (admin only).
+    pub fn orphans(&self, who: &Principal) -> Result<Vec<Orphan>, FleetError> {
+        if !who.is_admin() {
+            return Err(FleetError::Forbidden(
+                "only an admin may list orphans".into(),
+            ));
+        }
+        Ok(self.inner.orphans.clone())
+    }
+
+    // ---- agents: commands ---------------------------------------------------------------
+
+    /// Create and start an agent owned by `who`. Registry row first; on any failure everything
+    /// made is removed (container, volume, row, port lease) before the error is returned.
+    pub async fn create_agent(
+        &self,
+        who: &Principal,
+        request: NewAgent,
+    ) -> Result<Arc<AgentView>, FleetError> {
+        let draft = self.validate_new_agent(who, request)?;
+        // Detached: once the row is reserved, the create runs to its end (success or full
+        // rollback) even if the caller goes away.
+        let fleet = self.clone();
+        actix::spawn(async move { fleet.provision(draft).await })
+            .await
+            .map_err(|e| FleetError::Internal(format!("create task failed: {e}")))?
+    }
+
+    async fn provision(&self, draft: AgentRecord) -> Result<Arc<AgentView>, FleetError> {
+        let id = draft.id;
+        let name = draft.name.clone();
+        let record = self
+            .inner
+            .registry
+            .send(ReserveAgent { draft })
+            .timeout(self.inner.config.actor_timeout)
+            .await??;
+        let addr = self
+            .inner
+            .supervisor
+            .send(SpawnAgent {
+                state: AgentState {
+                    record,
+                    lifecycle: Lifecycle::Provisioning,
+                    container: None,
+                },
+            })
+            .await?;
+        if let Err(e) = self.ask(&name, &addr, Provision).await {
+            // The actor has rolled back (or left the row for recovery); retire it either way.
+            addr.do_send(RetireNow);
+            return Err(e);
+        }
+        self.inner
+            .directory
+            .get(id)
+            .ok_or_else(|| FleetError::Internal("created agent has no snapshot".into()))
+    }
+
+    /// Start the agent (owner, admin or shared user). Idempotent.
+    pub async fn start_agent(
+        &self,
+        who: &Principal,
+        name: &str,
+    ) -> Result<StartOutcome, FleetError> {
+        let addr = self.addr_for(who, name, Action::Operate)?;
+        self.ask(name, &addr, StartAgent).await
+    }
+
+    /// Stop the agent (owner, admin or shared user). Idempotent.
+    pub async fn stop_agent(&self, who: &Principal, name: &str) -> Result<(), FleetError> {
+        let addr = self.addr_for(who, name, Action::Operate)?;
+        self.ask(name, &addr, StopAgent).await
+    }
+
+    /// Rename the agent (owner or admin; never a system agent). `Conflict` if the name is taken.
+    pub async fn rename_agent(
+        &self,
+        who: &Principal,
+        name: &str,
+        new_name: &str,
+    ) -> Result<Arc<AgentView>, FleetError> {
+        let addr = self.addr_for(who, name, Action::Rename)?;
+        validate::agent_name(new_name).map_err(|r| FleetError::invalid("new_name", r))?;
+        self.ask(
+            name,
+            &addr,
+            RenameAgent {
+                new_name: new_name.to_string(),
+            },
+        )
+        .await?;
+        self.inner
+            .directory
+            .by_name(new_name)
+            .ok_or_else(|| FleetError::agent_not_found(new_name))
+    }
+
+    /// Delete the agent and everything it owns (owner or admin; never a system agent).
+    pub async fn delete_agent(&self, who: &Principal, name: &str) -> Result<(), FleetError> {
+        let addr = self.addr_for(who, name, Action::Delete)?;
+        self.ask(name, &addr, DeleteAgent).await
+    }
+
+    fn addr_for(
+        &self,
+        who: &Principal,
+        name: &str,
+        action: Action,
+    ) -> Result<Addr<AgentActor>, FleetError> {
+        let visible = self.agent(who, name, action)?;
+        self.inner
+            .agents
+            .get(&visible.view.record.id)
+            .map(|a| a.value().clone())
+            .ok_or(FleetError::ActorGone)
+    }
+
+    /// Send a command to an agent actor and wait (bounded) for its answer.
+    ///
+    /// The command runs on a task of its own: once accepted it completes even if the caller
+    /// goes away (a client disconnecting mid-create must not strand a half-made agent). An actor
+    /// that is gone, or that has just deleted its agent, means the agent no longer exists.
+    async fn ask<M, T>(&self, name: &str, addr: &Addr<AgentActor>, msg: M) -> Result<T, FleetError>
+    where
+        M: Message<Result = Result<T, FleetError>> + Send + 'static,
+        T: Send + 'static,
+        AgentActor: Handler<M>,
+    {
+        let request = addr.send(msg).timeout(self.inner.config.actor_timeout);
+        let answer = actix::spawn(request)
+            .await
+            .map_err(|e| FleetError::Internal(format!("command task failed: {e}")))?;
+        match answer {
+            Ok(Err(FleetError::IllegalState(e))) if e.state == Lifecycle::Deleted => {
+                Err(FleetError::agent_not_found(name))
+            }
+            Ok(result) => result,
+            Err(actix::MailboxError::Closed) => Err(FleetError::agent_not_found(name)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn validate_new_agent(&self, who: &Principal, r: NewAgent) -> Result<AgentRecord, FleetError> {
+        let invalid = FleetError::invalid;
+        validate::agent_name(&r.name).map_err(|e| invalid("name", e))?;
+        if r.system && !who.is_admin() {
+            return Err(FleetError::Forbidden(
+                "only an admin may create system agents".into(),
+            ));
+        }
+        let agent_type = r.agent_type.unwrap_or_else(|| "business-assistant".into());
+        validate::slug(&agent_type).map_err(|e| invalid("type", e))?;
+        if let Some(t) = &r.template {
+            validate::slug(t).map_err(|e| invalid("template", e))?;
+        }
+        let runtime = match r.runtime.as_deref() {
+            None => AgentRuntime::ClaudeCode,
+            Some(s) => s.parse().map_err(|()| {
+                invalid(
+                    "runtime",
+                    format!("'{s}' is not one of claude-code, gemini-cli"),
+                )
+            })?,
+        };
+        if let Some(m) = &r.runtime_model {
+            validate::text(m, 128).map_err(|e| invalid("runtime_model", e))?;
+        }
+        let defaults = Resources::default();
+        let resources = Resources {
+            cpu: r.cpu.unwrap_or(defaults.cpu),
+            memory: r.memory.unwrap_or(defaults.memory),
+        };
+        let nano = resources
+            .nano_cpus()
+            .map_err(|e| invalid("resources.cpu", e))?;
+        let bytes = resources
+            .memory_bytes()
+            .map_err(|e| invalid("resources.memory", e))?;
+        if let Some(host) = self.inner.host {
+            if nano > host.cpus * 1_000_000_000 {
+                return Err(invalid(
+                    "resources.cpu",
+                    format!("this host has only {} CPUs", host.cpus),
+                ));
+            }
+            if bytes > host.memory_bytes {
+                return Err(invalid(
+                    "resources.memory",
+                    format!("this host has only {} bytes of memory", host.memory_bytes),
+                ));
+            }
+        }
+        if let Some(text) = &r.custom_instructions
+            && text.len() > MAX_INSTRUCTIONS
+        {
+            return Err(invalid(
+                "custom_instructions",
+                format!("must be at most {MAX_INSTRUCTIONS} bytes"),
+            ));
+        }
+        if let Some(repo) = &r.github_repo {
+            validate::github_repo(repo).map_err(|e| invalid("github_repo", e))?;
+        }
+        let tags = validate::tags(&r.tags).map_err(|e| invalid("tags", e))?;
+        Ok(AgentRecord {
+            id: AgentId::new(),
+            name: r.name,
+            owner: who.username.clone(),
+            agent_type,
+            runtime,
+            runtime_model: r.runtime_model,
+            template: r.template,
+            resources,
+            custom_instructions: r.custom_instructions,
+            github_repo: r.github_repo,
+            tags,
+            system: r.system,
+            ssh_port: 0,
+            autonomy_enabled: false,
+            read_only_enabled: false,
+            created: Utc::now(),
+            phase: Phase::Provisioning,
+        })
+    }
+}
+
+/// Ask an agent actor whose create failed to stop (it is left with no agent to manage). An
+/// actor whose create did complete after all (the caller timed out first) keeps running.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct RetireNow;
+
+impl Handler<RetireNow> for AgentActor {
+    type Result = ();
+    fn handle(&mut self, _: RetireNow, ctx: &mut Self::Context) {
+        if self.is_unprovisioned() {
+            ctx.stop();
+        }
+    }
+}
+
+/// Rebuild an actor for every stored agent, matching each with its container (found by the
+/// agent-id label, one list call for the whole instance). Interrupted creates are rolled back
+/// and interrupted deletes finished. Returns the containers of this instance that belong to no
+/// agent.
+async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>, FleetError> {
+    let containers = match inner
+        .runtime
+        .list_containers(labels::INSTANCE, &inner.config.instance)
+        .await
+    {
+        Ok(list) => list,
+        Err(error) => {
+            warn!(%error, "docker unavailable at start-up; agents start as stopped and are repaired on their next start");
+            Vec::new()
+        }
+    };
+    let mut by_agent: HashMap<String, ContainerInfo> = HashMap::new();
+    let mut orphans = Vec::new();
+    let known: std::collections::HashSet<String> =
+        records.iter().map(|r| r.id.to_string()).collect();
+    for container in containers {
+        match container.label(labels::AGENT_ID).map(str::to_string) {
+            Some(id) if known.contains(&id) => {
+                by_agent.entry(id).or_insert(container);
+            }
+            agent_id => {
+                warn!(container = %container.name, "container of this instance has no agent");
+                orphans.push(Orphan {
+                    container_id: container.id.clone(),
+                    name: container.name.clone(),
+                    agent_id,
+                });
+            }
+        }
+    }
+
+    let mut unfinished = Vec::new();
+    let total = records.len();
+    for record in records {
+        let phase = record.phase;
+        let container = by_agent.remove(&record.id.to_string());
+        let lifecycle = match phase {
+            Phase::Ready => Lifecycle::Stopped,
+            Phase::Provisioning | Phase::Deleting => Lifecycle::Deleting,
+        };
+        let addr = inner
+            .supervisor
+            .send(SpawnAgent {
+                state: AgentState {
+                    record,
+                    lifecycle,
+                    container: None,
+                },
+            })
+            .await?;
+        match phase {
+            Phase::Ready => addr.send(ContainerObserved { container }).await?,
+            Phase::Provisioning | Phase::Deleting => unfinished.push(addr),
+        }
+    }
+    for addr in unfinished {
+        match addr.send(DeleteAgent).await {
+            Ok(Ok(())) => info!("finished an interrupted create or delete"),
+            Ok(Err(error)) => warn!(%error, "could not finish an interrupted create or delete"),
+            Err(error) => warn!(%error, "could not finish an interrupted create or delete"),
+        }
+    }
+    info!(agents = total, orphans = orphans.len(), "fleet recovered");
+    Ok(orphans)
+}

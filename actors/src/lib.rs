@@ -1,0 +1,56 @@
+//! # flotilla-actors — the fleet runtime
+//!
+//! Everything that runs agents lives here; the HTTP server (`src/` of the root package) only
+//! parses requests and calls the [`Fleet`] handle. This crate has no actix-web dependency.
+//!
+//! ```text
+//!  Fleet (handle: reads from snapshots, commands to actors)
+//!    ├─ Supervisor ─────── spawns/retires AgentActor × N, owns id → Addr map (DashMap)
+//!    ├─ AgentActor × N ─── one per agent: the only writer of its container, volumes and record;
+//!    │                      runs each command alone and to completion (AtomicResponse);
+//!    │                      publishes an AgentView to the Directory after every change
+//!    ├─ RegistryActor ──── the only writer of agents, users, port leases, revoked tokens
+//!    ├─ SharingActor ───── the only writer of shares; keeps the AccessIndex in step
+//!    └─ EventBus ───────── tokio broadcast of agent events
+//!  ContainerRuntime (trait) ── DockerRuntime (bollard)      Store ── SurrealDB (Surreal<Any>)
+//! ```
+//!
+//! ## Invariants
+//! - **One writer per agent.** Only an agent's actor changes its container, volumes or stored
+//!   record; its commands are serialised by construction, so handlers need no locks.
+//! - **Reads never queue behind writes.** List/get/access checks read the [`Directory`],
+//!   [`AccessIndex`] and [`Accounts`] snapshots; they never wait for an actor or call Docker.
+//! - **Registry first, nothing leaked.** A create writes its row (phase `provisioning`) and port
+//!   lease before touching Docker and removes everything on failure; a delete marks the row
+//!   `deleting` first. Recovery at start-up finishes any interrupted create or delete.
+//! - **Identity is the id.** Volumes and rows are keyed by the immutable agent id; a rename
+//!   moves nothing. Every Docker object carries the `flotilla.instance` label; an instance only
+//!   sees its own.
+//! - **No cycles.** Agent actors send to the registry and sharing actors, which never call back.
+//!
+//! [`Directory`]: directory::Directory
+//! [`AccessIndex`]: access::AccessIndex
+//! [`Accounts`]: accounts::Accounts
+
+pub mod access;
+pub mod accounts;
+pub mod agent;
+pub mod config;
+pub mod directory;
+pub mod error;
+pub mod events;
+pub mod fleet;
+pub mod model;
+pub mod registry;
+pub mod runtime;
+pub mod sharing;
+pub mod store;
+pub mod supervisor;
+pub mod validate;
+
+pub use access::{AccessLevel, Action, Share};
+pub use agent::messages::StartOutcome;
+pub use config::FleetConfig;
+pub use error::FleetError;
+pub use fleet::{Fleet, NewAgent, Orphan, Visible};
+pub use model::{AgentId, AgentRecord, AgentRuntime, AgentView, Principal, Role, Status, User};

@@ -1,0 +1,52 @@
+//! Messages of the registry actor: every write to agents, users, SSH port leases and revoked
+//! tokens. Reads never come here; they are answered from the directory and accounts snapshots.
+
+use actix::Message;
+
+use crate::error::FleetError;
+use crate::model::{AgentId, AgentRecord, User};
+
+/// Reserve a new agent: check the name is free, lease an SSH port, and store the row in phase
+/// `Provisioning`, all in one transaction. Replies with the record as stored (port filled in).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<AgentRecord, FleetError>")]
+pub struct ReserveAgent {
+    pub draft: AgentRecord,
+}
+
+/// Store the agent's record as it now is (rename, phase change, configuration). A name taken by
+/// another agent is a `Conflict` and nothing is written.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct SaveAgent {
+    pub record: AgentRecord,
+}
+
+/// Remove the agent's row, its SSH port lease and its shares, in one transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct RemoveAgent {
+    pub id: AgentId,
+}
+
+/// Create a user; `Conflict` if the username exists.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct CreateUser {
+    pub user: User,
+}
+
+/// Create or replace a user (start-up admin, password changes).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct SaveUser {
+    pub user: User,
+}
+
+/// Revoke one token until its own expiry.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct RevokeToken {
+    pub jti: String,
+    pub expires_at: i64,
+}

@@ -1,0 +1,393 @@
+//! The local Docker implementation of [`ContainerRuntime`], over bollard.
+//!
+//! Every call is bounded by a deadline (bollard's own timeout does not cover streamed bodies) and
+//! its error classified: daemon unreachable → `Unavailable`, deadline passed → `Timeout`,
+//! 404 → `NotFound`, 409 → `Conflict`. The API version is negotiated at connect, since daemons
+//! are often older than bollard's default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, Mount,
+    MountType, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use bytes::Bytes;
+
+use super::{
+    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, HostInfo, RuntimeError,
+};
+
+/// Local Docker through bollard. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    /// Deadline of one ordinary call.
+    timeout: Duration,
+}
+
+impl DockerRuntime {
+    /// Connect to the local daemon (`DOCKER_HOST` or `/var/run/docker.sock`) and negotiate the
+    /// API version. Fails if the daemon cannot be reached.
+    pub async fn connect(timeout: Duration) -> Result<Self, RuntimeError> {
+        let docker = Docker::connect_with_local_defaults().map_err(classify)?;
+        let docker = bounded(timeout, "negotiating the API version", async move {
+            docker.negotiate_version().await
+        })
+        .await?;
+        Ok(Self { docker, timeout })
+    }
+
+    /// The underlying client, for the image builder.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, DockerError>>,
+    ) -> Result<T, RuntimeError> {
+        bounded(self.timeout, what, fut).await
+    }
+}
+
+/// Run a Docker call with a deadline and classify its failure.
+pub(crate) async fn bounded<T>(
+    timeout: Duration,
+    what: &str,
+    fut: impl Future<Output = Result<T, DockerError>>,
+) -> Result<T, RuntimeError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(RuntimeError::Timeout(format!(
+            "{what} took longer than {}s",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// Map a bollard error to the runtime-neutral classes.
+pub(crate) fn classify(e: DockerError) -> RuntimeError {
+    match e {
+        DockerError::DockerResponseServerError {
+            status_code,
+            message,
+        } => match status_code {
+            404 => RuntimeError::NotFound(message),
+            409 => RuntimeError::Conflict(message),
+            _ => RuntimeError::Other(format!("{message} (status {status_code})")),
+        },
+        DockerError::RequestTimeoutError => RuntimeError::Timeout("request timed out".into()),
+        DockerError::SocketNotFoundError(path) => {
+            RuntimeError::Unavailable(format!("no docker socket at {path}"))
+        }
+        DockerError::HyperLegacyError { err } => {
+            RuntimeError::Unavailable(format!("cannot reach the docker daemon: {err}"))
+        }
+        DockerError::IOError { err } => {
+            RuntimeError::Unavailable(format!("cannot reach the docker daemon: {err}"))
+        }
+        other => RuntimeError::Other(other.to_string()),
+    }
+}
+
+fn label_filter(label: &str, value: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{label}={value}")])])
+}
+
+fn to_btree(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+fn inspect_state(status: Option<ContainerStateStatusEnum>) -> ContainerState {
+    match status {
+        Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
+        _ => ContainerState::Stopped,
+    }
+}
+
+fn summary_state(status: Option<ContainerSummaryStateEnum>) -> ContainerState {
+    match status {
+        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Restarting,
+        _ => ContainerState::Stopped,
+    }
+}
+
+#[async_trait]
+impl ContainerRuntime for DockerRuntime {
+    async fn host_info(&self) -> Result<HostInfo, RuntimeError> {
+        let info = self.call("reading host info", self.docker.info()).await?;
+        Ok(HostInfo {
+            cpus: info.ncpu.unwrap_or(1),
+            memory_bytes: info.mem_total.unwrap_or(i64::MAX),
+        })
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError> {
+        match self
+            .call("inspecting the image", self.docker.inspect_image(image))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RuntimeError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let request = VolumeCreateRequest {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        self.call("creating a volume", self.docker.create_volume(request))
+            .await
+            .map(|_| ())
+    }
+
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        match self
+            .call("inspecting a volume", self.docker.inspect_volume(name))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(RuntimeError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        match self
+            .call(
+                "removing a volume",
+                self.docker.remove_volume(name, Some(options)),
+            )
+            .await
+        {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_volumes(&self, label: &str, value: &str) -> Result<Vec<String>, RuntimeError> {
+        let filters = label_filter(label, value);
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .call("listing volumes", self.docker.list_volumes(Some(options)))
+            .await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.name)
+            .collect())
+    }
+
+    /// Creates the container with flotilla's fixed hardening: every capability dropped,
+    /// `no-new-privileges`, an init process (so stop takes milliseconds), the `unless-stopped`
+    /// restart policy, a pids limit, swap capped at the memory limit, no privileged mode, no
+    /// binds, the default bridge network. Only named volumes from the spec are mounted.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        let mounts = spec
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                target: Some(m.target.clone()),
+                source: Some(m.volume.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(m.read_only),
+                ..Default::default()
+            })
+            .collect();
+        let host_config = HostConfig {
+            nano_cpus: Some(spec.nano_cpus),
+            memory: Some(spec.memory_bytes),
+            memory_swap: Some(spec.memory_bytes),
+            pids_limit: Some(spec.pids_limit),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
+            init: Some(true),
+            privileged: Some(false),
+            network_mode: Some("bridge".into()),
+            mounts: Some(mounts),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            user: Some(spec.user.clone()),
+            hostname: Some(spec.hostname.clone()),
+            working_dir: Some(spec.working_dir.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone().into_iter().collect()),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .call(
+                "creating a container",
+                self.docker.create_container(Some(options), body),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
+        if let Some(info) = self.inspect_container(id).await?
+            && info.state == ContainerState::Paused
+        {
+            return self
+                .call("unpausing a container", self.docker.unpause_container(id))
+                .await;
+        }
+        self.call(
+            "starting a container",
+            self.docker
+                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>),
+        )
+        .await
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        let deadline = self.timeout + grace;
+        match bounded(
+            deadline,
+            "stopping a container",
+            self.docker.stop_container(id, Some(options)),
+        )
+        .await
+        {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self
+            .call(
+                "removing a container",
+                self.docker.remove_container(id, Some(options)),
+            )
+            .await
+        {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
+            // Removal already in progress (e.g. by a concurrent cleanup): it will be gone.
+            Err(RuntimeError::Conflict(m)) if m.contains("already in progress") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), RuntimeError> {
+        let options = RenameContainerOptionsBuilder::default()
+            .name(new_name)
+            .build();
+        self.call(
+            "renaming a container",
+            self.docker.rename_container(id, options),
+        )
+        .await
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError> {
+        let inspected = match self
+            .call(
+                "inspecting a container",
+                self.docker.inspect_container(
+                    id,
+                    None::<bollard::query_parameters::InspectContainerOptions>,
+                ),
+            )
+            .await
+        {
+            Ok(i) => i,
+            Err(RuntimeError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(Some(ContainerInfo {
+            id: inspected.id.unwrap_or_default(),
+            name: inspected
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            state: inspect_state(inspected.state.and_then(|s| s.status)),
+            labels: to_btree(inspected.config.and_then(|c| c.labels)),
+        }))
+    }
+
+    async fn list_containers(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError> {
+        let filters = label_filter(label, value);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .call(
+                "listing containers",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                state: summary_state(c.state),
+                labels: to_btree(c.labels),
+            })
+            .collect())
+    }
+
+    async fn put_archive(&self, id: &str, path: &str, tar: Bytes) -> Result<(), RuntimeError> {
+        let options = UploadToContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.call(
+            "copying files into a container",
+            self.docker
+                .upload_to_container(id, Some(options), bollard::body_full(tar)),
+        )
+        .await
+    }
+}

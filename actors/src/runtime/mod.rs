@@ -1,0 +1,177 @@
+//! The container runtime boundary.
+//!
+//! Agent actors decide *when* and *in what order* things happen to an agent; a
+//! [`ContainerRuntime`] does them. The first implementation is local Docker through bollard
+//! ([`docker::DockerRuntime`]); a Swarm or Kubernetes backend implements the same trait without
+//! touching actors or routes. Runtime-neutral descriptions ([`ContainerSpec`], [`ContainerInfo`])
+//! cross the boundary, never bollard types.
+//!
+//! Every method is bounded in time by the implementation and classifies failures into
+//! [`RuntimeError`], which the fleet maps to 503 (unreachable), 504 (timed out) or 409/500.
+
+pub mod docker;
+pub mod image;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::Serialize;
+
+/// Label keys written on every object flotilla creates.
+pub mod labels {
+    /// The flotilla instance that owns the object; an instance only sees its own objects.
+    pub const INSTANCE: &str = "flotilla.instance";
+    pub const AGENT_ID: &str = "flotilla.agent-id";
+    pub const AGENT_NAME: &str = "flotilla.agent-name";
+    pub const RUNTIME: &str = "flotilla.runtime";
+    pub const TYPE: &str = "flotilla.type";
+    pub const SSH_PORT: &str = "flotilla.ssh-port";
+    /// Digest of the [`ContainerSpec`](super::ContainerSpec) the container was created from; a
+    /// container whose digest differs from the desired spec is recreated on its next start.
+    pub const SPEC: &str = "flotilla.spec";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A named volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeMount {
+    pub volume: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// Everything needed to create an agent's container. Security hardening that never varies
+/// (capabilities, no-new-privileges, init, restart policy) is applied by the runtime
+/// implementation; see [`docker::DockerRuntime::create_container`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// `uid:gid` the main process runs as.
+    pub user: String,
+    pub hostname: String,
+    pub working_dir: String,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub mounts: Vec<VolumeMount>,
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+    pub pids_limit: i64,
+}
+
+impl ContainerSpec {
+    /// A stable digest of the spec (labels excluding the digest itself), written as the
+    /// [`labels::SPEC`] label.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut copy = self.clone();
+        copy.labels.remove(labels::SPEC);
+        // Serialising a struct of strings, integers and BTreeMaps cannot fail.
+        let json = serde_json::to_vec(&copy).unwrap_or_default();
+        let hash = Sha256::digest(&json);
+        hash.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The state of a container as the runtime reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Running,
+    /// Created, exited or dead.
+    Stopped,
+    Paused,
+    Restarting,
+}
+
+/// What the runtime knows about one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub state: ContainerState,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ContainerInfo {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// Facts about the host, used to validate resource requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostInfo {
+    pub cpus: i64,
+    pub memory_bytes: i64,
+}
+
+/// The operations agent actors need from a container runtime. Implementations must be cheap to
+/// share (`Arc`), bound every call in time, and treat "already in that state" (start a running
+/// container, remove a missing one) as success where the doc says so.
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Host CPU count and memory.
+    async fn host_info(&self) -> Result<HostInfo, RuntimeError>;
+
+    /// Whether an image exists locally.
+    async fn image_exists(&self, image: &str) -> Result<bool, RuntimeError>;
+
+    /// Create a named volume with labels; succeeds if it already exists.
+    async fn create_volume(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), RuntimeError>;
+
+    /// Whether a volume exists.
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError>;
+
+    /// Remove a volume; succeeds if it does not exist.
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
+
+    /// Names of the volumes carrying `label=value`.
+    async fn list_volumes(&self, label: &str, value: &str) -> Result<Vec<String>, RuntimeError>;
+
+    /// Create (not start) a container; returns its id. A name already in use is `Conflict`.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+
+    /// Start a container; succeeds if it is already running. Unpauses a paused one.
+    async fn start_container(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Stop a container, waiting at most `grace` before killing it; succeeds if already stopped.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+
+    /// Remove a container (forcibly, keeping its volumes); succeeds if it does not exist.
+    async fn remove_container(&self, id: &str) -> Result<(), RuntimeError>;
+
+    /// Rename a container.
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<(), RuntimeError>;
+
+    /// Inspect a container by id or name; `None` if it does not exist.
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>, RuntimeError>;
+
+    /// All containers (any state) carrying `label=value`.
+    async fn list_containers(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<Vec<ContainerInfo>, RuntimeError>;
+
+    /// Extract a tar archive into `path` inside the container (works on stopped containers).
+    async fn put_archive(&self, id: &str, path: &str, tar: Bytes) -> Result<(), RuntimeError>;
+}

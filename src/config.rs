@@ -1,0 +1,223 @@
+//! Server configuration, from `FLOTILLA_*` environment variables (the operating contract in
+//! DESIGN.md). Every variable has a default except the admin password.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `FLOTILLA_BIND` | `127.0.0.1:8000` | HTTP listen address (port 0 picks a free port) |
+//! | `FLOTILLA_DATA_DIR` | `./data` | embedded database and the generated JWT secret |
+//! | `FLOTILLA_DB` | `surrealkv://<data dir>/db` | store URL; `mem://` for throw-away runs |
+//! | `FLOTILLA_ADMIN_PASSWORD` | — | creates or updates user `admin` at start |
+//! | `FLOTILLA_JWT_SECRET` | generated, kept in the data dir | HS256 signing secret |
+//! | `FLOTILLA_TOKEN_TTL_SECONDS` | `3600` | access token lifetime |
+//! | `FLOTILLA_INSTANCE` | `default` | label on every Docker object; instances ignore each other |
+//! | `FLOTILLA_AGENT_IMAGE` | `flotilla-agent:local` | image of every agent |
+//! | `FLOTILLA_BUSYBOX` | `/bin/busybox` | static busybox the default image is built from |
+//! | `FLOTILLA_SSH_PORTS` | `2222-2999` | SSH port range leased to agents |
+//! | `FLOTILLA_LOGIN_BURST` | `10` | failed logins allowed per client IP before 429 |
+//! | `FLOTILLA_LOGIN_PER_MINUTE` | `10` | failed-login allowance regained per minute |
+//! | `FLOTILLA_WORKERS` | CPU count | HTTP worker threads |
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flotilla_actors::FleetConfig;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub db_url: Option<String>,
+    pub admin_password: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub token_ttl: Duration,
+    pub instance: String,
+    pub agent_image: String,
+    pub busybox: PathBuf,
+    pub ssh_ports: RangeInclusive<u16>,
+    pub login_burst: u32,
+    pub login_per_minute: u32,
+    pub workers: usize,
+    /// Largest JSON or form body accepted.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from("./data"),
+            db_url: None,
+            admin_password: None,
+            jwt_secret: None,
+            token_ttl: Duration::from_secs(3600),
+            instance: "default".into(),
+            agent_image: flotilla_actors::runtime::image::DEFAULT_IMAGE.into(),
+            busybox: PathBuf::from(flotilla_actors::runtime::image::DEFAULT_BUSYBOX),
+            ssh_ports: 2222..=2999,
+            login_burst: 10,
+            login_per_minute: 10,
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Read the environment over the defaults.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut c = Config::default();
+        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
+        let parse = |var: &'static str, v: String| -> Result<u64, ConfigError> {
+            v.trim().parse().map_err(|_| ConfigError {
+                var,
+                reason: format!("'{v}' is not a non-negative integer"),
+            })
+        };
+        if let Some(v) = get("FLOTILLA_BIND") {
+            c.bind = v.parse().map_err(|_| ConfigError {
+                var: "FLOTILLA_BIND",
+                reason: format!("'{v}' is not an address like 127.0.0.1:8000"),
+            })?;
+        }
+        if let Some(v) = get("FLOTILLA_DATA_DIR") {
+            c.data_dir = PathBuf::from(v);
+        }
+        c.db_url = get("FLOTILLA_DB");
+        c.admin_password = get("FLOTILLA_ADMIN_PASSWORD");
+        c.jwt_secret = get("FLOTILLA_JWT_SECRET");
+        if let Some(v) = get("FLOTILLA_TOKEN_TTL_SECONDS") {
+            let secs = parse("FLOTILLA_TOKEN_TTL_SECONDS", v)?;
+            if secs == 0 {
+                return Err(ConfigError {
+                    var: "FLOTILLA_TOKEN_TTL_SECONDS",
+                    reason: "must be positive".into(),
+                });
+            }
+            c.token_ttl = Duration::from_secs(secs);
+        }
+        if let Some(v) = get("FLOTILLA_INSTANCE") {
+            if !v
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+            {
+                return Err(ConfigError {
+                    var: "FLOTILLA_INSTANCE",
+                    reason: "may contain only letters, digits, '-', '_' and '.'".into(),
+                });
+            }
+            c.instance = v;
+        }
+        if let Some(v) = get("FLOTILLA_AGENT_IMAGE") {
+            c.agent_image = v;
+        }
+        if let Some(v) = get("FLOTILLA_BUSYBOX") {
+            c.busybox = PathBuf::from(v);
+        }
+        if let Some(v) = get("FLOTILLA_SSH_PORTS") {
+            c.ssh_ports = parse_port_range(&v).ok_or_else(|| ConfigError {
+                var: "FLOTILLA_SSH_PORTS",
+                reason: format!("'{v}' is not a port range like 2222-2999"),
+            })?;
+        }
+        if let Some(v) = get("FLOTILLA_LOGIN_BURST") {
+            c.login_burst = parse("FLOTILLA_LOGIN_BURST", v)?.clamp(1, u64::from(u32::MAX)) as u32;
+        }
+        if let Some(v) = get("FLOTILLA_LOGIN_PER_MINUTE") {
+            c.login_per_minute =
+                parse("FLOTILLA_LOGIN_PER_MINUTE", v)?.clamp(1, u64::from(u32::MAX)) as u32;
+        }
+        if let Some(v) = get("FLOTILLA_WORKERS") {
+            c.workers = parse("FLOTILLA_WORKERS", v)?.clamp(1, 256) as usize;
+        }
+        Ok(c)
+    }
+
+    /// The store URL: `FLOTILLA_DB`, else SurrealKV on disk in the data dir.
+    pub fn store_url(&self) -> String {
+        match &self.db_url {
+            Some(url) => url.clone(),
+            None => {
+                let dir = std::path::absolute(self.data_dir.join("db"))
+                    .unwrap_or_else(|_| self.data_dir.join("db"));
+                format!("surrealkv://{}", dir.display())
+            }
+        }
+    }
+
+    /// The runtime's settings.
+    pub fn fleet(&self) -> FleetConfig {
+        let mut fleet = FleetConfig::new(self.instance.clone(), self.store_url());
+        fleet.agent_image = self.agent_image.clone();
+        fleet.ssh_ports = self.ssh_ports.clone();
+        fleet
+    }
+}
+
+fn parse_port_range(v: &str) -> Option<RangeInclusive<u16>> {
+    let (a, b) = v.trim().split_once('-')?;
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a > 0 && a <= b).then_some(a..=b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn from(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_operating_contract() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.instance, "default");
+        assert_eq!(c.agent_image, "flotilla-agent:local");
+        assert_eq!(c.ssh_ports, 2222..=2999);
+        assert!(c.store_url().starts_with("surrealkv://"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        assert_eq!(
+            from(&[("FLOTILLA_SSH_PORTS", "9-1")]).unwrap_err().var,
+            "FLOTILLA_SSH_PORTS"
+        );
+        assert_eq!(
+            from(&[("FLOTILLA_BIND", "nope")]).unwrap_err().var,
+            "FLOTILLA_BIND"
+        );
+        assert_eq!(
+            from(&[("FLOTILLA_INSTANCE", "a b")]).unwrap_err().var,
+            "FLOTILLA_INSTANCE"
+        );
+        let c = from(&[
+            ("FLOTILLA_DB", "mem://"),
+            ("FLOTILLA_SSH_PORTS", "3000-3010"),
+        ])
+        .unwrap();
+        assert_eq!(c.store_url(), "mem://");
+        assert_eq!(c.ssh_ports, 3000..=3010);
+    }
+}
