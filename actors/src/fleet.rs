@@ -65,23 +65,25 @@ pub struct Orphan {
     pub agent_id: Option<String>,
 }
 
+/// The handle. Feature modules (`files`, `stats`, ...) add their own `impl Fleet` blocks next to
+/// their code; this file holds start-up, accounts and the agent lifecycle.
 #[derive(Clone)]
 pub struct Fleet {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    config: Arc<FleetConfig>,
-    runtime: Arc<dyn ContainerRuntime>,
-    registry: Addr<RegistryActor>,
-    supervisor: Addr<Supervisor>,
-    agents: AgentMap,
-    directory: Directory,
-    access: AccessIndex,
-    accounts: Accounts,
-    events: EventBus,
-    host: Option<HostInfo>,
-    orphans: Vec<Orphan>,
+pub(crate) struct Inner {
+    pub(crate) config: Arc<FleetConfig>,
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) registry: Addr<RegistryActor>,
+    pub(crate) supervisor: Addr<Supervisor>,
+    pub(crate) agents: AgentMap,
+    pub(crate) directory: Directory,
+    pub(crate) access: AccessIndex,
+    pub(crate) accounts: Accounts,
+    pub(crate) events: EventBus,
+    pub(crate) host: Option<HostInfo>,
+    pub(crate) orphans: Vec<Orphan>,
 }
 
 /// Agent actors are spread over `min(cores, AGENT_THREADS)` arbiter threads.
@@ -326,6 +328,7 @@ impl Fleet {
                     record,
                     lifecycle: Lifecycle::Provisioning,
                     container: None,
+                    started_at: None,
                 },
             })
             .await?;
@@ -575,6 +578,7 @@ async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>
                     record,
                     lifecycle,
                     container: None,
+                    started_at: None,
                 },
             })
             .await?;

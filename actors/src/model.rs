@@ -201,6 +201,8 @@ pub struct AgentView {
     pub container_id: Option<String>,
     /// The container is gone from Docker; the next start recreates it.
     pub container_missing: bool,
+    /// When the container last started, if known.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// A user's role.

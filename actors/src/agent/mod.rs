@@ -59,6 +59,8 @@ pub(crate) struct AgentState {
     pub lifecycle: Lifecycle,
     /// Id of the agent's container, if it has one.
     pub container: Option<String>,
+    /// When the container last started, if known.
+    pub started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl AgentState {
@@ -68,6 +70,7 @@ impl AgentState {
             status: self.lifecycle.status(),
             container_id: self.container.clone(),
             container_missing: self.container.is_none(),
+            started_at: self.started_at,
         }
     }
 }
@@ -216,6 +219,9 @@ mod ops {
         match info {
             Some(info) => {
                 st.container = Some(info.id.clone());
+                if info.started_at.is_some() || info.state != ContainerState::Running {
+                    st.started_at = info.started_at;
+                }
                 st.lifecycle = match info.state {
                     ContainerState::Running => Lifecycle::Running,
                     ContainerState::Stopped => Lifecycle::Stopped,
@@ -225,6 +231,7 @@ mod ops {
             }
             None => {
                 st.container = None;
+                st.started_at = None;
                 st.lifecycle = Lifecycle::Stopped;
             }
         }

@@ -10,21 +10,31 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, Mount,
     MountType, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RenameContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, HostInfo, RuntimeError,
+    ByteStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, HostInfo, PathStat,
+    RuntimeError, StatsReading,
 };
+
+/// Go's `os.ModeDir` and `os.ModeSymlink`, as Docker reports file modes.
+const GO_MODE_DIR: u32 = 1 << 31;
+const GO_MODE_SYMLINK: u32 = 1 << 27;
 
 /// Local Docker through bollard. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -114,6 +124,15 @@ fn inspect_state(status: Option<ContainerStateStatusEnum>) -> ContainerState {
         Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
         Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
         _ => ContainerState::Stopped,
+    }
+}
+
+fn log_bytes(output: LogOutput) -> Bytes {
+    match output {
+        LogOutput::StdOut { message }
+        | LogOutput::StdErr { message }
+        | LogOutput::StdIn { message }
+        | LogOutput::Console { message } => message,
     }
 }
 
@@ -342,6 +361,13 @@ impl ContainerRuntime for DockerRuntime {
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_string(),
+            started_at: inspected
+                .state
+                .as_ref()
+                .and_then(|s| s.started_at.as_deref())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| t.timestamp() > 0),
             state: inspect_state(inspected.state.and_then(|s| s.status)),
             labels: to_btree(inspected.config.and_then(|c| c.labels)),
         }))
@@ -375,6 +401,7 @@ impl ContainerRuntime for DockerRuntime {
                     .unwrap_or_default(),
                 state: summary_state(c.state),
                 labels: to_btree(c.labels),
+                started_at: None,
             })
             .collect())
     }
@@ -389,5 +416,130 @@ impl ContainerRuntime for DockerRuntime {
                 .upload_to_container(id, Some(options), bollard::body_full(tar)),
         )
         .await
+    }
+
+    fn archive(&self, id: &str, path: &str) -> ByteStream {
+        let options = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        self.docker
+            .download_from_container(id, Some(options))
+            .map_err(classify)
+            .boxed()
+    }
+
+    async fn stat_path(&self, id: &str, path: &str) -> Result<Option<PathStat>, RuntimeError> {
+        let options = ContainerArchiveInfoOptionsBuilder::default()
+            .path(path)
+            .build();
+        let stat = match self
+            .call(
+                "reading a path's status",
+                self.docker.get_container_archive_info(id, Some(options)),
+            )
+            .await
+        {
+            Ok(stat) => stat,
+            // The container exists but the path does not (a missing container is NotFound too,
+            // which callers rule out by holding its id from the agent's snapshot).
+            Err(RuntimeError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let is_symlink = stat.file_mode & GO_MODE_SYMLINK != 0;
+        Ok(Some(PathStat {
+            name: stat.name,
+            size: stat.size,
+            is_dir: stat.file_mode & GO_MODE_DIR != 0,
+            is_symlink,
+            modified: stat.modification_time,
+            link_target: (is_symlink && !stat.link_target.is_empty()).then_some(stat.link_target),
+        }))
+    }
+
+    async fn logs(&self, id: &str, tail: u64, max_bytes: usize) -> Result<Bytes, RuntimeError> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&tail.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let collect = async {
+            let mut out = BytesMut::new();
+            while let Some(chunk) = stream.next().await {
+                out.extend_from_slice(&log_bytes(chunk?));
+                if out.len() > max_bytes * 2 {
+                    // Keep memory bounded while reading: drop the oldest half.
+                    let excess = out.len() - max_bytes;
+                    let _ = out.split_to(excess);
+                }
+            }
+            Ok(out)
+        };
+        let mut out = bounded(self.timeout, "reading logs", collect).await?;
+        if out.len() > max_bytes {
+            let _ = out.split_to(out.len() - max_bytes);
+        }
+        Ok(out.freeze())
+    }
+
+    fn follow_logs(&self, id: &str, tail: u64) -> ByteStream {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(true)
+            .tail(&tail.to_string())
+            .build();
+        self.docker
+            .logs(id, Some(options))
+            .map(|chunk| chunk.map(log_bytes).map_err(classify))
+            .boxed()
+    }
+
+    async fn stats(&self, id: &str) -> Result<StatsReading, RuntimeError> {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(options));
+        let reading = bounded(self.timeout, "reading stats", async {
+            stream.next().await.transpose()
+        })
+        .await?
+        .ok_or_else(|| RuntimeError::Other("docker returned no stats".into()))?;
+        let cpu = reading.cpu_stats.unwrap_or_default();
+        let memory = reading.memory_stats.unwrap_or_default();
+        // Page cache is not memory the agent needs: cgroup v2 reports it as inactive_file,
+        // v1 as total_inactive_file (what `docker stats` subtracts).
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("inactive_file")
+                    .or_else(|| s.get("total_inactive_file"))
+                    .copied()
+            })
+            .unwrap_or(0);
+        let usage = memory.usage.unwrap_or(0);
+        let (rx, tx) =
+            reading
+                .networks
+                .unwrap_or_default()
+                .values()
+                .fold((0u64, 0u64), |(rx, tx), n| {
+                    (
+                        rx.saturating_add(n.rx_bytes.unwrap_or(0)),
+                        tx.saturating_add(n.tx_bytes.unwrap_or(0)),
+                    )
+                });
+        Ok(StatsReading {
+            read_at: Utc::now(),
+            cpu_total_ns: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            system_cpu_ns: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1).max(1),
+            memory_used_bytes: usage.saturating_sub(cache),
+            memory_limit_bytes: memory.limit.unwrap_or(0),
+            network_rx_bytes: rx,
+            network_tx_bytes: tx,
+        })
     }
 }

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 /// Label keys written on every object flotilla creates.
@@ -105,12 +107,49 @@ pub struct ContainerInfo {
     pub name: String,
     pub state: ContainerState,
     pub labels: BTreeMap<String, String>,
+    /// When the container last started (known from an inspect, not from a list).
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl ContainerInfo {
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
     }
+}
+
+/// A stream of raw bytes from the runtime (archives, logs).
+pub type ByteStream = BoxStream<'static, Result<Bytes, RuntimeError>>;
+
+/// What `lstat` of a path inside a container says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    pub is_dir: bool,
+    pub is_symlink: bool,
+    /// RFC 3339, as the runtime reports it.
+    pub modified: Option<String>,
+    /// For a symlink: the absolute path it resolves to inside the container (all links in it
+    /// followed).
+    pub link_target: Option<String>,
+}
+
+/// One raw stats reading of a container. CPU figures are cumulative counters; a percentage
+/// needs two readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsReading {
+    pub read_at: DateTime<Utc>,
+    /// Total CPU time the container has used, in nanoseconds.
+    pub cpu_total_ns: u64,
+    /// Total CPU time of the host, in nanoseconds.
+    pub system_cpu_ns: u64,
+    pub online_cpus: u32,
+    /// Memory in use, page cache excluded.
+    pub memory_used_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// Summed over all interfaces.
+    pub network_rx_bytes: u64,
+    pub network_tx_bytes: u64,
 }
 
 /// Facts about the host, used to validate resource requests.
@@ -174,4 +213,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
 
     /// Extract a tar archive into `path` inside the container (works on stopped containers).
     async fn put_archive(&self, id: &str, path: &str, tar: Bytes) -> Result<(), RuntimeError>;
+
+    /// A tar archive of `path` inside the container, streamed (works on stopped containers).
+    /// Symlinks inside the archived tree are archived as links, not followed.
+    fn archive(&self, id: &str, path: &str) -> ByteStream;
+
+    /// `lstat` of `path` inside the container; `None` if it does not exist. Note that links in
+    /// the *parent* components of `path` are followed by the runtime.
+    async fn stat_path(&self, id: &str, path: &str) -> Result<Option<PathStat>, RuntimeError>;
+
+    /// The last `tail` lines of the container's output, stdout and stderr interleaved in the
+    /// order they were written, at most `max_bytes` (the newest are kept).
+    async fn logs(&self, id: &str, tail: u64, max_bytes: usize) -> Result<Bytes, RuntimeError>;
+
+    /// The container's output from the last `tail` lines on, live, until the stream is dropped.
+    fn follow_logs(&self, id: &str, tail: u64) -> ByteStream;
+
+    /// One stats reading (one-shot: no waiting for a second sample).
+    async fn stats(&self, id: &str) -> Result<StatsReading, RuntimeError>;
 }
