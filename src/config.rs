@@ -16,6 +16,9 @@
 //! | `FLOTILLA_LOGIN_BURST` | `10` | failed logins allowed per client IP before 429 |
 //! | `FLOTILLA_LOGIN_PER_MINUTE` | `10` | failed-login allowance regained per minute |
 //! | `FLOTILLA_WORKERS` | CPU count | HTTP worker threads |
+//! | `FLOTILLA_STATS_INTERVAL_MS` | `5000` | how often running agents' stats are sampled (≥ 100) |
+//! | `FLOTILLA_STATS_CONCURRENCY` | `32` | most stats requests in flight against Docker at once |
+//! | `FLOTILLA_TEMPLATES_DIR` | `./templates` | agent templates, one folder each |
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
@@ -41,6 +44,11 @@ pub struct Config {
     pub workers: usize,
     /// Largest JSON or form body accepted.
     pub max_body_bytes: usize,
+    /// Stats sampling period.
+    pub stats_interval: Duration,
+    /// Most stats requests in flight against Docker at once.
+    pub stats_concurrency: usize,
+    pub templates_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +77,9 @@ impl Default for Config {
                 .map(|n| n.get())
                 .unwrap_or(2),
             max_body_bytes: 1024 * 1024,
+            stats_interval: Duration::from_secs(5),
+            stats_concurrency: 32,
+            templates_dir: PathBuf::from("./templates"),
         }
     }
 }
@@ -142,8 +153,24 @@ impl Config {
             c.login_per_minute =
                 parse("FLOTILLA_LOGIN_PER_MINUTE", v)?.clamp(1, u64::from(u32::MAX)) as u32;
         }
+        if let Some(v) = get("FLOTILLA_TEMPLATES_DIR") {
+            c.templates_dir = PathBuf::from(v);
+        }
         if let Some(v) = get("FLOTILLA_WORKERS") {
             c.workers = parse("FLOTILLA_WORKERS", v)?.clamp(1, 256) as usize;
+        }
+        if let Some(v) = get("FLOTILLA_STATS_INTERVAL_MS") {
+            let ms = parse("FLOTILLA_STATS_INTERVAL_MS", v)?;
+            if ms < 100 {
+                return Err(ConfigError {
+                    var: "FLOTILLA_STATS_INTERVAL_MS",
+                    reason: "must be at least 100".into(),
+                });
+            }
+            c.stats_interval = Duration::from_millis(ms);
+        }
+        if let Some(v) = get("FLOTILLA_STATS_CONCURRENCY") {
+            c.stats_concurrency = parse("FLOTILLA_STATS_CONCURRENCY", v)?.clamp(1, 256) as usize;
         }
         Ok(c)
     }
@@ -165,6 +192,9 @@ impl Config {
         let mut fleet = FleetConfig::new(self.instance.clone(), self.store_url());
         fleet.agent_image = self.agent_image.clone();
         fleet.ssh_ports = self.ssh_ports.clone();
+        fleet.stats_interval = self.stats_interval;
+        fleet.stats_concurrency = self.stats_concurrency;
+        fleet.templates_dir = self.templates_dir.clone();
         fleet
     }
 }
@@ -219,5 +249,26 @@ mod tests {
         .unwrap();
         assert_eq!(c.store_url(), "mem://");
         assert_eq!(c.ssh_ports, 3000..=3010);
+    }
+
+    #[test]
+    fn stats_sampling_settings_reach_the_fleet() {
+        let fleet = from(&[]).unwrap().fleet();
+        assert_eq!(fleet.stats_interval, Duration::from_secs(5));
+        assert_eq!(fleet.stats_concurrency, 32);
+        let fleet = from(&[
+            ("FLOTILLA_STATS_INTERVAL_MS", "1500"),
+            ("FLOTILLA_STATS_CONCURRENCY", "4"),
+        ])
+        .unwrap()
+        .fleet();
+        assert_eq!(fleet.stats_interval, Duration::from_millis(1500));
+        assert_eq!(fleet.stats_concurrency, 4);
+        assert_eq!(
+            from(&[("FLOTILLA_STATS_INTERVAL_MS", "10")])
+                .unwrap_err()
+                .var,
+            "FLOTILLA_STATS_INTERVAL_MS"
+        );
     }
 }

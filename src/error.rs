@@ -83,10 +83,12 @@ impl From<FleetError> for ApiError {
             FleetError::NotFound { .. } => (S::NOT_FOUND, "not_found"),
             FleetError::Forbidden(_) => (S::FORBIDDEN, "forbidden"),
             FleetError::Invalid { .. } => (S::UNPROCESSABLE_ENTITY, "invalid_input"),
+            FleetError::TooLarge(_) => (S::PAYLOAD_TOO_LARGE, "payload_too_large"),
             FleetError::Conflict(_) => (S::CONFLICT, "conflict"),
             FleetError::IllegalState(_) => (S::CONFLICT, "illegal_state"),
             FleetError::BadCredentials => (S::UNAUTHORIZED, "bad_credentials"),
             FleetError::PortsExhausted => (S::SERVICE_UNAVAILABLE, "ports_exhausted"),
+            FleetError::NotReady { .. } => (S::SERVICE_UNAVAILABLE, "not_ready"),
             FleetError::RuntimeUnavailable(_) => (S::SERVICE_UNAVAILABLE, "docker_unavailable"),
             FleetError::RuntimeTimeout(_) => (S::GATEWAY_TIMEOUT, "docker_timeout"),
             FleetError::Runtime(_) => (S::INTERNAL_SERVER_ERROR, "docker_error"),
@@ -95,9 +97,28 @@ impl From<FleetError> for ApiError {
             FleetError::Store(_) => (S::INTERNAL_SERVER_ERROR, "store_error"),
             FleetError::Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal"),
         };
-        let mut api = ApiError::new(status, code, e.to_string());
+        // Server-side failures are logged in full but described generically: their messages
+        // can carry host paths and other internals.
+        let detail = if status == S::INTERNAL_SERVER_ERROR {
+            tracing::error!(code, error = %e, "request failed");
+            match e {
+                FleetError::Runtime(_) => "docker could not complete the operation",
+                FleetError::Store(_) => "the store could not complete the operation",
+                _ => "internal error",
+            }
+            .to_string()
+        } else {
+            e.to_string()
+        };
+        let mut api = ApiError::new(status, code, detail);
         if status == S::SERVICE_UNAVAILABLE {
             api.retry_after = Some(5);
+        }
+        if let FleetError::NotReady {
+            retry_after_secs, ..
+        } = &e
+        {
+            api.retry_after = Some(*retry_after_secs);
         }
         api
     }

@@ -24,6 +24,13 @@ pub struct FleetConfig {
     pub actor_timeout: Duration,
     /// Process limit inside each agent container.
     pub pids_limit: i64,
+    /// How often the stats sampler reads every running agent (`FLOTILLA_STATS_INTERVAL_MS`).
+    pub stats_interval: Duration,
+    /// Most stats requests the sampler has in flight against Docker at once
+    /// (`FLOTILLA_STATS_CONCURRENCY`).
+    pub stats_concurrency: usize,
+    /// Folder of agent templates (one sub-folder per template).
+    pub templates_dir: std::path::PathBuf,
 }
 
 impl FleetConfig {
@@ -38,6 +45,9 @@ impl FleetConfig {
             stop_grace: Duration::from_secs(10),
             actor_timeout: Duration::from_secs(180),
             pids_limit: 1024,
+            stats_interval: Duration::from_secs(5),
+            stats_concurrency: 32,
+            templates_dir: std::path::PathBuf::from("./templates"),
         }
     }
 }

@@ -19,6 +19,10 @@ pub enum FleetError {
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
 
+    /// The input is larger than allowed.
+    #[error("{0}")]
+    TooLarge(String),
+
     /// A uniqueness conflict (name taken, already shared, ...).
     #[error("{0}")]
     Conflict(String),
@@ -34,6 +38,14 @@ pub enum FleetError {
     /// No free SSH port is left in the configured range.
     #[error("no free SSH port left in the configured range")]
     PortsExhausted,
+
+    /// What was asked for does not exist yet but will shortly (an agent's first stats
+    /// samples); asking again after `retry_after_secs` should succeed.
+    #[error("{detail}")]
+    NotReady {
+        detail: String,
+        retry_after_secs: u64,
+    },
 
     /// The container runtime (Docker) could not be reached.
     #[error("docker is unavailable: {0}")]

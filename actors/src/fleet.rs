@@ -30,6 +30,7 @@ use crate::sharing::SharingActor;
 use crate::store::Store;
 use crate::supervisor::messages::{Shutdown, SpawnAgent};
 use crate::supervisor::{self, AgentMap, Supervisor};
+use crate::templates::TemplateCatalog;
 use crate::validate;
 
 /// A request to create an agent, as the client sent it (validated by [`Fleet::create_agent`]).
@@ -84,6 +85,12 @@ pub(crate) struct Inner {
     pub(crate) events: EventBus,
     pub(crate) host: Option<HostInfo>,
     pub(crate) orphans: Vec<Orphan>,
+    /// The stats sampler; stopped first by [`Fleet::shutdown`].
+    pub(crate) stats: crate::stats::Sampler,
+    pub(crate) templates: Arc<TemplateCatalog>,
+    /// For reads of large values (avatar images) that the snapshots do not hold. All writes go
+    /// through the registry and sharing actors.
+    pub(crate) store: Store,
 }
 
 /// Agent actors are spread over `min(cores, AGENT_THREADS)` arbiter threads.
@@ -125,6 +132,12 @@ impl Fleet {
             }
         };
 
+        let templates_dir = config.templates_dir.clone();
+        let templates = Arc::new(
+            tokio::task::spawn_blocking(move || TemplateCatalog::load(&templates_dir))
+                .await
+                .map_err(|e| FleetError::Internal(format!("loading templates: {e}")))?,
+        );
         let directory = Directory::new();
         let events = EventBus::new();
         let registry = RegistryActor::new(
@@ -134,7 +147,7 @@ impl Fleet {
             &records,
         )
         .start();
-        let sharing = SharingActor::new(store, access.clone()).start();
+        let sharing = SharingActor::new(store.clone(), access.clone()).start();
         let agents: AgentMap = Arc::new(DashMap::new());
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -147,11 +160,13 @@ impl Fleet {
             directory.clone(),
             events.clone(),
             config.clone(),
+            templates.clone(),
         );
         let supervisor = supervisor::start(
             agents.clone(),
             move |supervisor| {
-                let (runtime, registry, sharing, directory, events, config) = deps_template;
+                let (runtime, registry, sharing, directory, events, config, templates) =
+                    deps_template;
                 AgentDeps {
                     runtime,
                     registry,
@@ -160,11 +175,13 @@ impl Fleet {
                     directory,
                     events,
                     config,
+                    templates,
                 }
             },
             threads,
         );
 
+        let stats = crate::stats::Sampler::start(&config, runtime.clone(), directory.clone());
         let mut inner = Inner {
             config,
             runtime,
@@ -177,6 +194,9 @@ impl Fleet {
             events,
             host,
             orphans: Vec::new(),
+            stats,
+            templates,
+            store,
         };
         inner.orphans = recover(&inner, records).await?;
         Ok(Self {
@@ -184,10 +204,11 @@ impl Fleet {
         })
     }
 
-    /// Stop every agent actor (after the HTTP server has drained). Operations already running
+    /// Stop the stats sampler, then every agent actor (after the HTTP server has drained). Operations already running
     /// inside an actor are cut at their next await point; none is started afterwards. The store
     /// needs no flush: every commit is durable when acknowledged.
     pub async fn shutdown(&self) {
+        self.inner.stats.shutdown().await;
         if let Err(error) = self.inner.supervisor.send(Shutdown).await {
             warn!(%error, "supervisor already gone at shutdown");
         }
@@ -388,7 +409,7 @@ impl Fleet {
         self.ask(name, &addr, DeleteAgent).await
     }
 
-    fn addr_for(
+    pub(crate) fn addr_for(
         &self,
         who: &Principal,
         name: &str,
@@ -407,7 +428,12 @@ impl Fleet {
     /// The command runs on a task of its own: once accepted it completes even if the caller
     /// goes away (a client disconnecting mid-create must not strand a half-made agent). An actor
     /// that is gone, or that has just deleted its agent, means the agent no longer exists.
-    async fn ask<M, T>(&self, name: &str, addr: &Addr<AgentActor>, msg: M) -> Result<T, FleetError>
+    pub(crate) async fn ask<M, T>(
+        &self,
+        name: &str,
+        addr: &Addr<AgentActor>,
+        msg: M,
+    ) -> Result<T, FleetError>
     where
         M: Message<Result = Result<T, FleetError>> + Send + 'static,
         T: Send + 'static,
@@ -435,12 +461,23 @@ impl Fleet {
                 "only an admin may create system agents".into(),
             ));
         }
-        let agent_type = r.agent_type.unwrap_or_else(|| "business-assistant".into());
+        let template = match &r.template {
+            None => None,
+            Some(name) => Some(
+                self.inner
+                    .templates
+                    .get(name)
+                    .ok_or_else(|| invalid("template", format!("unknown template '{name}'")))?,
+            ),
+        };
+        let meta = template.map(|t| &t.meta);
+        // Explicit request fields win over the template's defaults.
+        let agent_type = r
+            .agent_type
+            .or_else(|| meta.and_then(|m| m.agent_type.clone()))
+            .unwrap_or_else(|| "business-assistant".into());
         validate::slug(&agent_type).map_err(|e| invalid("type", e))?;
-        if let Some(t) = &r.template {
-            validate::slug(t).map_err(|e| invalid("template", e))?;
-        }
-        let runtime = match r.runtime.as_deref() {
+        let runtime = match r.runtime.or_else(|| meta.and_then(|m| m.runtime.clone())) {
             None => AgentRuntime::ClaudeCode,
             Some(s) => s.parse().map_err(|()| {
                 invalid(
@@ -449,13 +486,24 @@ impl Fleet {
                 )
             })?,
         };
-        if let Some(m) = &r.runtime_model {
+        let runtime_model = r
+            .runtime_model
+            .or_else(|| meta.and_then(|m| m.runtime_model.clone()));
+        if let Some(m) = &runtime_model {
             validate::text(m, 128).map_err(|e| invalid("runtime_model", e))?;
         }
-        let defaults = Resources::default();
+        let defaults = meta.map(|m| m.resources()).unwrap_or_default();
         let resources = Resources {
             cpu: r.cpu.unwrap_or(defaults.cpu),
             memory: r.memory.unwrap_or(defaults.memory),
+        };
+        let custom_instructions = r
+            .custom_instructions
+            .or_else(|| meta.and_then(|m| m.instructions.clone()));
+        let raw_tags = if r.tags.is_empty() {
+            meta.map(|m| m.tags.clone()).unwrap_or_default()
+        } else {
+            r.tags
         };
         let nano = resources
             .nano_cpus()
@@ -477,7 +525,7 @@ impl Fleet {
                 ));
             }
         }
-        if let Some(text) = &r.custom_instructions
+        if let Some(text) = &custom_instructions
             && text.len() > MAX_INSTRUCTIONS
         {
             return Err(invalid(
@@ -488,23 +536,24 @@ impl Fleet {
         if let Some(repo) = &r.github_repo {
             validate::github_repo(repo).map_err(|e| invalid("github_repo", e))?;
         }
-        let tags = validate::tags(&r.tags).map_err(|e| invalid("tags", e))?;
+        let tags = validate::tags(&raw_tags).map_err(|e| invalid("tags", e))?;
         Ok(AgentRecord {
             id: AgentId::new(),
             name: r.name,
             owner: who.username.clone(),
             agent_type,
             runtime,
-            runtime_model: r.runtime_model,
+            runtime_model,
             template: r.template,
             resources,
-            custom_instructions: r.custom_instructions,
+            custom_instructions,
             github_repo: r.github_repo,
             tags,
             system: r.system,
             ssh_port: 0,
             autonomy_enabled: false,
             read_only_enabled: false,
+            avatar_version: 0,
             created: Utc::now(),
             phase: Phase::Provisioning,
         })

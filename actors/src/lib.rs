@@ -11,7 +11,9 @@
 //!    │                      publishes an AgentView to the Directory after every change
 //!    ├─ RegistryActor ──── the only writer of agents, users, port leases, revoked tokens
 //!    ├─ SharingActor ───── the only writer of shares; keeps the AccessIndex in step
-//!    └─ EventBus ───────── tokio broadcast of agent events
+//!    ├─ EventBus ───────── tokio broadcast of agent events
+//!    └─ stats::Sampler ─── one task: one-shot Docker stats of running agents, K at a time,
+//!                          every period → StatsBoard (read by /stats and /metrics)
 //!  ContainerRuntime (trait) ── DockerRuntime (bollard)      Store ── SurrealDB (Surreal<Any>)
 //! ```
 //!
@@ -32,20 +34,27 @@
 //! [`AccessIndex`]: access::AccessIndex
 //! [`Accounts`]: accounts::Accounts
 
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 pub mod access;
 pub mod accounts;
 pub mod agent;
+pub mod avatar;
 pub mod config;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod fleet;
+pub mod logs;
 pub mod model;
 pub mod registry;
 pub mod runtime;
 pub mod sharing;
+pub mod stats;
 pub mod store;
 pub mod supervisor;
+pub mod templates;
 pub mod validate;
 
 pub use access::{AccessLevel, Action, Share};

@@ -166,6 +166,8 @@ pub struct AgentRecord {
     pub ssh_port: u16,
     pub autonomy_enabled: bool,
     pub read_only_enabled: bool,
+    /// 0 while the generated default is shown; changes on every upload.
+    pub avatar_version: i64,
     pub created: DateTime<Utc>,
     pub phase: Phase,
 }

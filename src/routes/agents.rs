@@ -46,6 +46,7 @@ pub struct AgentSummary {
     pub autonomy_enabled: bool,
     pub read_only_enabled: bool,
     pub github_repo: Option<String>,
+    /// `/api/agents/{name}/avatar?v=<version>`: changes when the avatar does.
     pub avatar_url: Option<String>,
     pub tags: Vec<String>,
 }
@@ -109,7 +110,7 @@ impl AgentSummary {
             autonomy_enabled: r.autonomy_enabled,
             read_only_enabled: r.read_only_enabled,
             github_repo: r.github_repo.clone(),
-            avatar_url: None,
+            avatar_url: Some(crate::routes::avatar::avatar_url(&r.name, r.avatar_version)),
             tags: r.tags.clone(),
         }
     }

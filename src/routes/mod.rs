@@ -5,7 +5,12 @@
 pub mod admin;
 pub mod agents;
 pub mod auth;
+pub mod avatar;
+pub mod files;
+pub mod logs;
+pub mod stats;
 pub mod system;
+pub mod templates;
 pub mod users;
 
 use actix_web::web::{self, delete, get, head, post, put, resource};
@@ -36,6 +41,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(delete().to(agents::delete)),
     )
     .service(resource("/api/agents/{name}/start").route(post().to(agents::start)))
+    .service(resource("/api/agents/{name}/files").route(get().to(files::tree)))
+    .service(resource("/api/agents/{name}/files/download").route(get().to(files::download)))
     .service(resource("/api/agents/{name}/stop").route(post().to(agents::stop)))
-    .service(resource("/api/agents/{name}/rename").route(put().to(agents::rename)));
+    .service(resource("/api/agents/{name}/stats").route(get().to(stats::get)))
+    .service(resource("/api/agents/{name}/rename").route(put().to(agents::rename)))
+    .service(resource("/api/agents/{name}/info").route(get().to(templates::info)))
+    .service(
+        resource("/api/agents/{name}/avatar")
+            .route(get().to(avatar::get))
+            .route(put().to(avatar::put)),
+    )
+    .service(resource("/api/agents/{name}/logs").route(get().to(logs::logs)))
+    .service(resource("/api/templates").route(get().to(templates::list)));
 }

@@ -7,5 +7,10 @@ mod helpers;
 
 mod agents;
 mod auth;
+mod avatar;
 mod docs;
 mod durability;
+mod files;
+mod logs;
+mod stats;
+mod templates;

@@ -43,6 +43,14 @@ pub struct RenameAgent {
 #[rtype(result = "Result<(), FleetError>")]
 pub struct DeleteAgent;
 
+/// Replace the agent's avatar with an already validated image; replies with the new version.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<i64, FleetError>")]
+pub struct SetAvatar {
+    pub content_type: String,
+    pub data: bytes::Bytes,
+}
+
 /// What recovery found in Docker for this agent (`None`: no container carries its id).
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

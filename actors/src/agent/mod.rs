@@ -21,6 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use chrono::Utc;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -30,12 +31,13 @@ use crate::error::FleetError;
 use crate::events::EventBus;
 use crate::model::{AgentRecord, AgentView, Phase};
 use crate::registry::RegistryActor;
-use crate::registry::messages::{RemoveAgent, SaveAgent};
+use crate::registry::messages::{RemoveAgent, SaveAgent, SaveAvatar};
 use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerState, RuntimeError, labels};
 use crate::sharing::SharingActor;
 use crate::sharing::messages::AgentRemoved;
 use crate::supervisor::Supervisor;
 use crate::supervisor::messages::AgentActorStopped;
+use crate::templates::TemplateCatalog;
 
 use self::lifecycle::{Decision, Lifecycle};
 use self::messages::*;
@@ -50,6 +52,7 @@ pub(crate) struct AgentDeps {
     pub directory: Directory,
     pub events: EventBus,
     pub config: Arc<FleetConfig>,
+    pub templates: Arc<TemplateCatalog>,
 }
 
 /// An agent's state as its actor knows it.
@@ -188,6 +191,17 @@ impl Handler<DeleteAgent> for AgentActor {
         let (deps, mut st) = (self.deps.clone(), self.state.clone());
         self.atomic(async move {
             let r = ops::delete(&deps, &mut st).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<SetAvatar> for AgentActor {
+    type Result = AtomicResponse<Self, Result<i64, FleetError>>;
+    fn handle(&mut self, msg: SetAvatar, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::set_avatar(&deps, &mut st, msg).await;
             (st, r)
         })
     }
@@ -359,6 +373,28 @@ mod ops {
         Ok(())
     }
 
+    pub(super) async fn set_avatar(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        msg: SetAvatar,
+    ) -> Result<i64, FleetError> {
+        st.lifecycle.can_configure()?;
+        let mut record = st.record.clone();
+        // Versions only grow, and differ between uploads in the same millisecond.
+        record.avatar_version = Utc::now()
+            .timestamp_millis()
+            .max(st.record.avatar_version + 1);
+        deps.registry
+            .send(SaveAvatar {
+                record: record.clone(),
+                content_type: msg.content_type,
+                data: msg.data,
+            })
+            .await??;
+        st.record = record;
+        Ok(st.record.avatar_version)
+    }
+
     pub(super) async fn delete(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
         st.lifecycle.can_delete()?;
         // Reach Docker before writing anything, so an unreachable daemon fails the delete with
@@ -455,17 +491,36 @@ mod ops {
         Ok(id)
     }
 
-    /// Write the files a new workspace starts with: the runtime's instructions file.
+    /// Write the files a new workspace starts with: its template's files, then the runtime's
+    /// instructions file (so explicit instructions win over a template's own file).
     async fn seed_workspace(
         deps: &AgentDeps,
         st: &AgentState,
         container: &str,
     ) -> Result<(), FleetError> {
-        let Some(instructions) = &st.record.custom_instructions else {
+        let mut files: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(template) = st
+            .record
+            .template
+            .as_deref()
+            .and_then(|name| deps.templates.get(name))
+        {
+            files.extend(
+                template
+                    .files
+                    .iter()
+                    .map(|(p, c)| (p.as_str(), c.as_slice())),
+            );
+        }
+        let instructions_file = st.record.runtime.instructions_file();
+        if let Some(instructions) = &st.record.custom_instructions {
+            files.retain(|(path, _)| *path != instructions_file);
+            files.push((instructions_file, instructions.as_bytes()));
+        }
+        if files.is_empty() {
             return Ok(());
-        };
-        let file = st.record.runtime.instructions_file();
-        let archive = spec::workspace_archive(&[(file, instructions.as_bytes())])?;
+        }
+        let archive = spec::workspace_archive(&files)?;
         deps.runtime.put_archive(container, HOME, archive).await?;
         Ok(())
     }

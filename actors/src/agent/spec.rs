@@ -89,23 +89,43 @@ pub fn container_spec(
 }
 
 /// A tar archive holding the given files (paths relative to the home directory), owned by
-/// `developer`, ready for [`ContainerRuntime::put_archive`](crate::runtime::ContainerRuntime).
+/// `developer`, with entries for their parent folders so that those are owned by `developer`
+/// too; ready for [`ContainerRuntime::put_archive`](crate::runtime::ContainerRuntime).
 pub fn workspace_archive(files: &[(&str, &[u8])]) -> Result<bytes::Bytes, FleetError> {
+    let fail = |e: std::io::Error| FleetError::Internal(format!("building workspace archive: {e}"));
+    let mtime = chrono::Utc::now().timestamp().max(0) as u64;
+    let mut folders = std::collections::BTreeSet::new();
+    for (path, _) in files {
+        let mut parts: Vec<&str> = path.split('/').collect();
+        parts.pop();
+        for depth in 1..=parts.len() {
+            folders.insert(parts[..depth].join("/"));
+        }
+    }
     let mut builder = tar::Builder::new(Vec::new());
+    for folder in &folders {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o755);
+        header.set_uid(AGENT_UID);
+        header.set_gid(AGENT_UID);
+        header.set_mtime(mtime);
+        builder
+            .append_data(&mut header, format!("{folder}/"), std::io::empty())
+            .map_err(fail)?;
+    }
     for (path, content) in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(content.len() as u64);
         header.set_mode(0o644);
         header.set_uid(AGENT_UID);
         header.set_gid(AGENT_UID);
-        header.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+        header.set_mtime(mtime);
         header.set_entry_type(tar::EntryType::Regular);
         builder
             .append_data(&mut header, path, *content)
-            .map_err(|e| FleetError::Internal(format!("building workspace archive: {e}")))?;
+            .map_err(fail)?;
     }
-    builder
-        .into_inner()
-        .map(bytes::Bytes::from)
-        .map_err(|e| FleetError::Internal(format!("building workspace archive: {e}")))
+    builder.into_inner().map(bytes::Bytes::from).map_err(fail)
 }

@@ -29,6 +29,15 @@ pub struct RemoveAgent {
     pub id: AgentId,
 }
 
+/// Store an uploaded avatar together with the record carrying its new version.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct SaveAvatar {
+    pub record: AgentRecord,
+    pub content_type: String,
+    pub data: bytes::Bytes,
+}
+
 /// Create a user; `Conflict` if the username exists.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), FleetError>")]

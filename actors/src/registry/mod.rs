@@ -117,6 +117,22 @@ impl Handler<SaveAgent> for RegistryActor {
     }
 }
 
+impl Handler<SaveAvatar> for RegistryActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+
+    fn handle(&mut self, msg: SaveAvatar, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                store
+                    .save_avatar(&msg.record, &msg.content_type, msg.data)
+                    .await
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
 impl Handler<RemoveAgent> for RegistryActor {
     type Result = AtomicResponse<Self, Result<(), FleetError>>;
 

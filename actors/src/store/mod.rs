@@ -21,10 +21,16 @@ use crate::model::{AgentId, AgentRecord, User};
 use self::rows::{AgentContent, AgentRow, ShareContent, ShareRow, UserContent};
 
 /// The schema files, applied in this order at every start (each statement is idempotent).
-const SCHEMA: &[(&str, &str)] = &[(
-    "001_core.surql",
-    include_str!("../../../schema/001_core.surql"),
-)];
+const SCHEMA: &[(&str, &str)] = &[
+    (
+        "001_core.surql",
+        include_str!("../../../schema/001_core.surql"),
+    ),
+    (
+        "002_avatars.surql",
+        include_str!("../../../schema/002_avatars.surql"),
+    ),
+];
 
 const NAMESPACE: &str = "flotilla";
 const DATABASE: &str = "main";
@@ -207,10 +213,52 @@ impl Store {
              DELETE type::record('agent', $key);
              DELETE port_lease WHERE agent = $key;
              DELETE share WHERE agent = $key;
+             DELETE type::record('avatar', $key);
              COMMIT TRANSACTION;",
         )
         .bind("key", id.to_string());
         self.run(statement, FleetError::Store).await.map(|_| ())
+    }
+
+    /// Store an uploaded avatar and the agent record carrying its new version, together.
+    pub async fn save_avatar(
+        &self,
+        record: &AgentRecord,
+        content_type: &str,
+        data: bytes::Bytes,
+    ) -> Result<(), FleetError> {
+        let statement = Statement::new(
+            "BEGIN TRANSACTION;
+             UPSERT type::record('avatar', $key)
+                 CONTENT { content_type: $content_type, data: $data, version: $version }
+                 RETURN NONE;
+             UPDATE type::record('agent', $key) CONTENT $agent RETURN NONE;
+             COMMIT TRANSACTION;",
+        )
+        .bind("key", record.id.to_string())
+        .bind("content_type", content_type.to_string())
+        .bind("data", data)
+        .bind("version", record.avatar_version)
+        .bind("agent", AgentContent::from(record));
+        self.run(statement, FleetError::Store).await.map(|_| ())
+    }
+
+    /// An agent's uploaded avatar: content type and bytes.
+    pub async fn load_avatar(
+        &self,
+        id: AgentId,
+    ) -> Result<Option<(String, bytes::Bytes)>, FleetError> {
+        #[derive(SurrealValue)]
+        struct AvatarRow {
+            content_type: String,
+            data: bytes::Bytes,
+        }
+        let statement =
+            Statement::new("SELECT content_type, data FROM ONLY type::record('avatar', $key);")
+                .bind("key", id.to_string());
+        let mut results = self.run(statement, FleetError::Store).await?;
+        let row: Option<AvatarRow> = results.take(0).map_err(store_error)?;
+        Ok(row.map(|r| (r.content_type, r.data)))
     }
 
     // ---- users and tokens ---------------------------------------------------------------

@@ -31,6 +31,8 @@ pub(super) struct AgentContent {
     ssh_port: i64,
     autonomy_enabled: bool,
     read_only_enabled: bool,
+    #[surreal(default)]
+    avatar_version: i64,
     created: DateTime<Utc>,
     phase: String,
 }
@@ -53,6 +55,7 @@ impl From<&AgentRecord> for AgentContent {
             ssh_port: i64::from(r.ssh_port),
             autonomy_enabled: r.autonomy_enabled,
             read_only_enabled: r.read_only_enabled,
+            avatar_version: r.avatar_version,
             created: r.created,
             phase: r.phase.as_str().to_string(),
         }
@@ -100,6 +103,7 @@ impl AgentRow {
             system: c.system,
             autonomy_enabled: c.autonomy_enabled,
             read_only_enabled: c.read_only_enabled,
+            avatar_version: c.avatar_version,
             created: c.created,
         })
     }
