@@ -13,14 +13,22 @@
 //! | `FLOTILLA_AGENT_IMAGE` | `flotilla-agent:local` | image of every agent |
 //! | `FLOTILLA_BUSYBOX` | `/bin/busybox` | static busybox the default image is built from |
 //! | `FLOTILLA_SSH_PORTS` | `2222-2999` | SSH port range leased to agents |
+//! | `FLOTILLA_SSH_BIND` | `127.0.0.1` | address the SSH gateway's per-agent listeners bind |
+//! | `FLOTILLA_SSH_HOST` | `127.0.0.1` | host name or address shown to clients in ssh-access commands |
 //! | `FLOTILLA_LOGIN_BURST` | `10` | failed logins allowed per client IP before 429 |
 //! | `FLOTILLA_LOGIN_PER_MINUTE` | `10` | failed-login allowance regained per minute |
 //! | `FLOTILLA_WORKERS` | CPU count | HTTP worker threads |
 //! | `FLOTILLA_STATS_INTERVAL_MS` | `5000` | how often running agents' stats are sampled (≥ 100) |
 //! | `FLOTILLA_STATS_CONCURRENCY` | `32` | most stats requests in flight against Docker at once |
 //! | `FLOTILLA_TEMPLATES_DIR` | `./templates` | agent templates, one folder each |
+//! | `FLOTILLA_HOST_CREDENTIALS_DIR` | — | host credential files injected when an inject request names none (`<dir>/<runtime>/...`, `<dir>/common/...`) |
+//! | `FLOTILLA_METRICS_TOKEN` | — | bearer token `/metrics` requires; without it `/metrics` is 404 |
+//! | `FLOTILLA_METRICS_OPEN` | `false` | `true`: serve `/metrics` without a token (only when no token is set) |
+//! | `FLOTILLA_API_RATE_PER_SECOND` | `50` | API requests per second allowed to each user (sustained) |
+//! | `FLOTILLA_API_BURST` | `100` | API requests each user may make at once before the rate applies |
+//! | `FLOTILLA_DOCKER_CONCURRENCY` | `16` | most Docker-mutating calls (create, start, stop, remove, ...) at once; the rest queue |
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +47,13 @@ pub struct Config {
     pub agent_image: String,
     pub busybox: PathBuf,
     pub ssh_ports: RangeInclusive<u16>,
+    /// Address the SSH gateway listens on (each agent on its own port).
+    pub ssh_bind: IpAddr,
+    /// Host clients reach the SSH gateway at, as shown in ssh-access answers.
+    pub ssh_host: String,
+    /// Shortest SSH key lifetime accepted: 6 minutes, the API's 0.1 h. Not an environment
+    /// setting; tests lower it to watch a key expire.
+    pub ssh_min_ttl: Duration,
     pub login_burst: u32,
     pub login_per_minute: u32,
     pub workers: usize,
@@ -49,6 +64,18 @@ pub struct Config {
     /// Most stats requests in flight against Docker at once.
     pub stats_concurrency: usize,
     pub templates_dir: PathBuf,
+    /// Host credential files for agents (`<dir>/<runtime>/...`, `<dir>/common/...`).
+    pub host_credentials_dir: Option<PathBuf>,
+    /// Bearer token `/metrics` requires (compared in constant time).
+    pub metrics_token: Option<String>,
+    /// Serve `/metrics` without a token when none is set (else it is 404).
+    pub metrics_open: bool,
+    /// Sustained API requests per second per user.
+    pub api_rate_per_second: u32,
+    /// API requests a user may make at once.
+    pub api_burst: u32,
+    /// Most Docker-mutating calls in flight at once, fleet-wide.
+    pub docker_concurrency: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +98,9 @@ impl Default for Config {
             agent_image: flotilla_actors::runtime::image::DEFAULT_IMAGE.into(),
             busybox: PathBuf::from(flotilla_actors::runtime::image::DEFAULT_BUSYBOX),
             ssh_ports: 2222..=2999,
+            ssh_bind: IpAddr::from([127, 0, 0, 1]),
+            ssh_host: "127.0.0.1".into(),
+            ssh_min_ttl: Duration::from_secs(360),
             login_burst: 10,
             login_per_minute: 10,
             workers: std::thread::available_parallelism()
@@ -80,6 +110,12 @@ impl Default for Config {
             stats_interval: Duration::from_secs(5),
             stats_concurrency: 32,
             templates_dir: PathBuf::from("./templates"),
+            host_credentials_dir: None,
+            metrics_token: None,
+            metrics_open: false,
+            api_rate_per_second: 50,
+            api_burst: 100,
+            docker_concurrency: flotilla_actors::runtime::docker::DEFAULT_MUTATION_LIMIT,
         }
     }
 }
@@ -146,6 +182,25 @@ impl Config {
                 reason: format!("'{v}' is not a port range like 2222-2999"),
             })?;
         }
+        if let Some(v) = get("FLOTILLA_SSH_BIND") {
+            c.ssh_bind = v.trim().parse().map_err(|_| ConfigError {
+                var: "FLOTILLA_SSH_BIND",
+                reason: format!("'{v}' is not an IP address like 127.0.0.1 or 0.0.0.0"),
+            })?;
+        }
+        if let Some(v) = get("FLOTILLA_SSH_HOST") {
+            let host = v.trim();
+            if host
+                .chars()
+                .any(|ch| ch.is_whitespace() || ch.is_control() || ch == '@')
+            {
+                return Err(ConfigError {
+                    var: "FLOTILLA_SSH_HOST",
+                    reason: format!("'{v}' is not a host name or address"),
+                });
+            }
+            c.ssh_host = host.to_string();
+        }
         if let Some(v) = get("FLOTILLA_LOGIN_BURST") {
             c.login_burst = parse("FLOTILLA_LOGIN_BURST", v)?.clamp(1, u64::from(u32::MAX)) as u32;
         }
@@ -155,6 +210,38 @@ impl Config {
         }
         if let Some(v) = get("FLOTILLA_TEMPLATES_DIR") {
             c.templates_dir = PathBuf::from(v);
+        }
+        c.host_credentials_dir = get("FLOTILLA_HOST_CREDENTIALS_DIR").map(PathBuf::from);
+        c.metrics_token = get("FLOTILLA_METRICS_TOKEN").map(|v| v.trim().to_string());
+        if let Some(v) = get("FLOTILLA_METRICS_OPEN") {
+            c.metrics_open = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => {
+                    return Err(ConfigError {
+                        var: "FLOTILLA_METRICS_OPEN",
+                        reason: format!("'{v}' is not true or false"),
+                    });
+                }
+            };
+        }
+        for (var, slot) in [
+            ("FLOTILLA_API_RATE_PER_SECOND", &mut c.api_rate_per_second),
+            ("FLOTILLA_API_BURST", &mut c.api_burst),
+        ] {
+            if let Some(v) = get(var) {
+                let n = parse(var, v)?;
+                if n == 0 {
+                    return Err(ConfigError {
+                        var,
+                        reason: "must be positive".into(),
+                    });
+                }
+                *slot = n.min(u64::from(u32::MAX)) as u32;
+            }
+        }
+        if let Some(v) = get("FLOTILLA_DOCKER_CONCURRENCY") {
+            c.docker_concurrency = parse("FLOTILLA_DOCKER_CONCURRENCY", v)?.clamp(1, 1024) as usize;
         }
         if let Some(v) = get("FLOTILLA_WORKERS") {
             c.workers = parse("FLOTILLA_WORKERS", v)?.clamp(1, 256) as usize;
@@ -195,6 +282,11 @@ impl Config {
         fleet.stats_interval = self.stats_interval;
         fleet.stats_concurrency = self.stats_concurrency;
         fleet.templates_dir = self.templates_dir.clone();
+        fleet.host_credentials_dir = self.host_credentials_dir.clone();
+        fleet.data_dir = self.data_dir.clone();
+        fleet.ssh_bind = self.ssh_bind;
+        fleet.ssh_host = self.ssh_host.clone();
+        fleet.ssh_min_ttl = self.ssh_min_ttl;
         fleet
     }
 }
@@ -252,6 +344,59 @@ mod tests {
     }
 
     #[test]
+    fn ssh_gateway_settings_reach_the_fleet() {
+        let fleet = from(&[]).unwrap().fleet();
+        assert_eq!(fleet.ssh_bind.to_string(), "127.0.0.1");
+        assert_eq!(fleet.ssh_host, "127.0.0.1");
+        assert_eq!(fleet.ssh_min_ttl, Duration::from_secs(360));
+        let fleet = from(&[
+            ("FLOTILLA_SSH_BIND", "0.0.0.0"),
+            ("FLOTILLA_SSH_HOST", "agents.example.com"),
+            ("FLOTILLA_DATA_DIR", "/var/lib/flotilla"),
+        ])
+        .unwrap()
+        .fleet();
+        assert_eq!(fleet.ssh_bind.to_string(), "0.0.0.0");
+        assert_eq!(fleet.ssh_host, "agents.example.com");
+        assert_eq!(fleet.data_dir, PathBuf::from("/var/lib/flotilla"));
+        for (var, value) in [
+            ("FLOTILLA_SSH_BIND", "localhost:22"),
+            ("FLOTILLA_SSH_HOST", "a b"),
+        ] {
+            assert_eq!(from(&[(var, value)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn metrics_rate_limit_and_docker_settings() {
+        let c = from(&[]).unwrap();
+        assert_eq!(c.metrics_token, None);
+        assert!(!c.metrics_open);
+        assert_eq!((c.api_rate_per_second, c.api_burst), (50, 100));
+        assert_eq!(c.docker_concurrency, 16);
+        let c = from(&[
+            ("FLOTILLA_METRICS_TOKEN", " s3cret "),
+            ("FLOTILLA_METRICS_OPEN", "TRUE"),
+            ("FLOTILLA_API_RATE_PER_SECOND", "5"),
+            ("FLOTILLA_API_BURST", "7"),
+            ("FLOTILLA_DOCKER_CONCURRENCY", "4"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some("s3cret"));
+        assert!(c.metrics_open);
+        assert_eq!((c.api_rate_per_second, c.api_burst), (5, 7));
+        assert_eq!(c.docker_concurrency, 4);
+        for (var, value) in [
+            ("FLOTILLA_METRICS_OPEN", "maybe"),
+            ("FLOTILLA_API_RATE_PER_SECOND", "0"),
+            ("FLOTILLA_API_BURST", "-1"),
+            ("FLOTILLA_DOCKER_CONCURRENCY", "x"),
+        ] {
+            assert_eq!(from(&[(var, value)]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
     fn stats_sampling_settings_reach_the_fleet() {
         let fleet = from(&[]).unwrap().fleet();
         assert_eq!(fleet.stats_interval, Duration::from_secs(5));
@@ -269,6 +414,18 @@ mod tests {
                 .unwrap_err()
                 .var,
             "FLOTILLA_STATS_INTERVAL_MS"
+        );
+    }
+
+    #[test]
+    fn the_host_credentials_dir_reaches_the_fleet() {
+        assert_eq!(from(&[]).unwrap().fleet().host_credentials_dir, None);
+        let fleet = from(&[("FLOTILLA_HOST_CREDENTIALS_DIR", "/etc/flotilla/credentials")])
+            .unwrap()
+            .fleet();
+        assert_eq!(
+            fleet.host_credentials_dir,
+            Some(PathBuf::from("/etc/flotilla/credentials"))
         );
     }
 }

@@ -10,13 +10,16 @@
 //! - [`routes`]: the route table and handlers, grouped by resource
 //! - [`error`]: [`error::ApiError`], the single HTTP error type
 //! - [`openapi`]: the OpenAPI document and Swagger UI
+//! - [`metrics`]: HTTP request metrics middleware and who may read `/metrics`
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
 pub mod state;
+pub mod telemetry;

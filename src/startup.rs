@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use flotilla_actors::runtime::ContainerRuntime;
@@ -20,11 +20,12 @@ use tracing::{info, warn};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::auth::limiter::LoginLimiter;
+use crate::auth::limiter::{ApiLimiter, LoginLimiter};
 use crate::auth::password;
 use crate::auth::token::{TokenService, load_or_create_secret};
 use crate::config::Config;
 use crate::error;
+use crate::metrics::MetricsAccess;
 use crate::openapi::ApiDoc;
 use crate::routes;
 use crate::state::AppState;
@@ -50,17 +51,23 @@ impl Application {
         let fleet_config = config.fleet();
         let runtime = DockerRuntime::connect(fleet_config.docker_timeout)
             .await
-            .context("connecting to the Docker daemon")?;
+            .context("connecting to the Docker daemon")?
+            .with_mutation_limit(config.docker_concurrency);
         ensure_image(&runtime, &config).await?;
         let fleet = Fleet::start(fleet_config, Arc::new(runtime))
             .await
             .context("starting the fleet")?;
         ensure_admin(&fleet, config.admin_password.as_deref()).await?;
 
+        let metrics = fleet.metrics().clone();
         let state = web::Data::new(AppState {
             fleet,
             tokens,
-            login_limiter: LoginLimiter::new(config.login_burst, config.login_per_minute),
+            login_limiter: LoginLimiter::new(config.login_burst, config.login_per_minute)
+                .with_metrics(metrics.clone()),
+            api_limiter: ApiLimiter::new(config.api_rate_per_second, config.api_burst)
+                .with_metrics(metrics),
+            metrics_access: MetricsAccess::from_config(&config),
             decoy_hash: password::decoy_hash().await?,
         });
         let listener =
@@ -73,7 +80,10 @@ impl Application {
             let (json, query, path) = error::extractor_config(max_body);
             App::new()
                 .wrap(ErrorHandlers::new().default_handler(error::json_errors))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RedactedRootSpan,
+                >::new())
+                .wrap(from_fn(crate::metrics::record_request))
                 .app_data(app_state.clone())
                 .app_data(json)
                 .app_data(query)
@@ -106,7 +116,7 @@ impl Application {
     }
 
     /// Serve until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]), with
-    /// periodic housekeeping (login limiter pruning) alongside. Shutdown order: stop accepting,
+    /// periodic housekeeping (login and API rate-limiter pruning) alongside. Shutdown order: stop accepting,
     /// drain in-flight requests (bounded), then stop the agent actors.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let state = self.state.clone();
@@ -115,6 +125,7 @@ impl Application {
             loop {
                 tick.tick().await;
                 state.login_limiter.housekeeping();
+                state.api_limiter.housekeeping();
             }
         });
         let result = self.server.await;
@@ -125,18 +136,18 @@ impl Application {
     }
 }
 
-/// Build the default agent image if it is configured and missing. A missing custom image is
-/// reported (creates will fail until it exists) but does not stop the server.
+/// Build the default agent image if it is configured and missing or built by an older version
+/// of flotilla. A missing custom image is reported (creates will fail until it exists) but does
+/// not stop the server.
 async fn ensure_image(runtime: &DockerRuntime, config: &Config) -> anyhow::Result<()> {
-    if runtime.image_exists(&config.agent_image).await? {
-        return Ok(());
-    }
     if config.agent_image == image::DEFAULT_IMAGE {
-        info!(image = %config.agent_image, busybox = %config.busybox.display(), "building the default agent image");
-        image::build(runtime, &config.agent_image, &config.busybox)
-            .await
-            .context("building the default agent image")?;
-    } else {
+        if !image::is_current(runtime, &config.agent_image).await? {
+            info!(image = %config.agent_image, busybox = %config.busybox.display(), "building the default agent image");
+            image::build(runtime, &config.agent_image, &config.busybox)
+                .await
+                .context("building the default agent image")?;
+        }
+    } else if !runtime.image_exists(&config.agent_image).await? {
         warn!(image = %config.agent_image, "agent image not found; creating agents will fail until it exists");
     }
     Ok(())

@@ -3,13 +3,18 @@
 
 use flotilla_actors::Fleet;
 
-use crate::auth::limiter::LoginLimiter;
+use crate::auth::limiter::{ApiLimiter, LoginLimiter};
 use crate::auth::token::TokenService;
+use crate::metrics::MetricsAccess;
 
 pub struct AppState {
     pub fleet: Fleet,
     pub tokens: TokenService,
     pub login_limiter: LoginLimiter,
+    /// Per-user request rate, checked by the `Auth` extractor.
+    pub api_limiter: ApiLimiter,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
     /// Hash checked against when a login names an unknown user, so timing does not reveal
     /// which usernames exist.
     pub decoy_hash: String,

@@ -7,9 +7,9 @@
 //! | shared user | read the agent and start/stop it                                         |
 //! | anyone else | nothing: the agent does not exist for them (404, never 403)              |
 //!
-//! System agents cannot be deleted or renamed by anyone. The shares themselves live in the
-//! [`AccessIndex`], an in-memory mirror of the `share` table kept by the sharing actor, so an
-//! access check costs no database round trip.
+//! System agents cannot be deleted, renamed or reconfigured by anyone. The shares themselves
+//! live in the [`AccessIndex`], an in-memory mirror of the `share` table kept by the sharing
+//! actor, so an access check costs no database round trip.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,8 +46,10 @@ pub enum Action {
     Read,
     /// Start and stop.
     Operate,
-    /// Config PUTs, credentials, SSH access, sharing.
+    /// Credentials, SSH access, sharing, avatar.
     Manage,
+    /// Runtime configuration PUTs (autonomy, read-only, timeout). Never on system agents.
+    Configure,
     Rename,
     Delete,
 }
@@ -58,6 +60,7 @@ impl Action {
             Action::Read => "read",
             Action::Operate => "start or stop",
             Action::Manage => "change",
+            Action::Configure => "reconfigure",
             Action::Rename => "rename",
             Action::Delete => "delete",
         }
@@ -100,7 +103,6 @@ impl AccessIndex {
             .insert(share.email.clone(), share);
     }
 
-    #[allow(dead_code)] // used by the sharing endpoints
     pub(crate) fn revoke(&self, agent: AgentId, email: &str) {
         if let Some(mut set) = self.shares.get_mut(&agent) {
             set.remove(email);
@@ -140,7 +142,7 @@ impl AccessIndex {
             (_, Action::Read) => true,
             (_, Action::Operate) => true,
             (AccessLevel::Shared, _) => false,
-            (_, Action::Rename | Action::Delete) => !system,
+            (_, Action::Rename | Action::Delete | Action::Configure) => !system,
             (AccessLevel::Admin, Action::Manage) => true,
             (AccessLevel::Owner, Action::Manage) => !system,
         };
@@ -156,10 +158,7 @@ impl AccessIndex {
             Err(FleetError::Forbidden(format!(
                 "'{}' is a system agent and cannot be {}d",
                 view.record.name,
-                match action {
-                    Action::Manage => "reconfigure",
-                    other => other.verb(),
-                }
+                action.verb()
             )))
         }
     }

@@ -31,6 +31,20 @@ pub struct FleetConfig {
     pub stats_concurrency: usize,
     /// Folder of agent templates (one sub-folder per template).
     pub templates_dir: std::path::PathBuf,
+    /// Folder for state kept beside the store (`FLOTILLA_DATA_DIR`): the SSH gateway's host key,
+    /// the credential vault key.
+    pub data_dir: std::path::PathBuf,
+    /// The host's credential files, injected into an agent when an inject request names none
+    /// (`FLOTILLA_HOST_CREDENTIALS_DIR`; layout `<dir>/<runtime>/...` and `<dir>/common/...`).
+    pub host_credentials_dir: Option<std::path::PathBuf>,
+    /// Host name or address clients reach the SSH gateway at, as shown in ssh-access commands
+    /// (`FLOTILLA_SSH_HOST`).
+    pub ssh_host: String,
+    /// Address the SSH gateway's per-agent listeners bind (`FLOTILLA_SSH_BIND`).
+    pub ssh_bind: std::net::IpAddr,
+    /// Shortest lifetime an SSH access key may be given: 6 minutes (0.1 h, the API's bound).
+    /// Lowered only by tests, to watch a key expire without waiting minutes.
+    pub ssh_min_ttl: Duration,
 }
 
 impl FleetConfig {
@@ -48,6 +62,11 @@ impl FleetConfig {
             stats_interval: Duration::from_secs(5),
             stats_concurrency: 32,
             templates_dir: std::path::PathBuf::from("./templates"),
+            data_dir: std::path::PathBuf::from("./data"),
+            host_credentials_dir: None,
+            ssh_host: "127.0.0.1".into(),
+            ssh_bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            ssh_min_ttl: Duration::from_secs(360),
         }
     }
 }

@@ -23,6 +23,18 @@ struct Inner {
     /// Agent name → id, kept in step with `by_id` by [`Directory::publish`] and
     /// [`Directory::remove`]. Name uniqueness itself is enforced by the registry.
     by_name: DashMap<String, AgentId>,
+    /// Agent id → container starts seen in its views, for `flotilla_agent_restarts_total`.
+    /// Kept in step with `by_id` by [`Directory::publish`] and [`Directory::remove`].
+    starts: DashMap<AgentId, Starts>,
+}
+
+/// The container starts [`Directory::publish`] has seen of one agent.
+#[derive(Debug, Clone, Copy)]
+struct Starts {
+    /// The latest known start time of its container.
+    last: chrono::DateTime<chrono::Utc>,
+    /// Starts seen after the first one.
+    restarts: u64,
 }
 
 impl Directory {
@@ -34,6 +46,21 @@ impl Directory {
     pub fn publish(&self, view: AgentView) {
         let id = view.record.id;
         let name = view.record.name.clone();
+        if let Some(started) = view.started_at {
+            self.inner
+                .starts
+                .entry(id)
+                .and_modify(|s| {
+                    if s.last != started {
+                        s.last = started;
+                        s.restarts += 1;
+                    }
+                })
+                .or_insert(Starts {
+                    last: started,
+                    restarts: 0,
+                });
+        }
         let previous = self.inner.by_id.insert(id, Arc::new(view));
         if let Some(prev) = previous
             && prev.record.name != name
@@ -47,6 +74,7 @@ impl Directory {
 
     /// Remove an agent's entry (it was deleted, or its creation was rolled back).
     pub fn remove(&self, id: AgentId) {
+        self.inner.starts.remove(&id);
         if let Some((_, prev)) = self.inner.by_id.remove(&id) {
             self.inner
                 .by_name
@@ -70,6 +98,12 @@ impl Directory {
             .iter()
             .map(|e| Arc::clone(e.value()))
             .collect()
+    }
+
+    /// How often the agent's container started again after the first start seen in its views
+    /// (a restart by Docker's restart policy, a start after a stop, a recreate).
+    pub fn restarts(&self, id: AgentId) -> u64 {
+        self.inner.starts.get(&id).map_or(0, |s| s.restarts)
     }
 
     pub fn len(&self) -> usize {

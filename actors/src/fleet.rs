@@ -77,6 +77,7 @@ pub(crate) struct Inner {
     pub(crate) config: Arc<FleetConfig>,
     pub(crate) runtime: Arc<dyn ContainerRuntime>,
     pub(crate) registry: Addr<RegistryActor>,
+    pub(crate) sharing: Addr<SharingActor>,
     pub(crate) supervisor: Addr<Supervisor>,
     pub(crate) agents: AgentMap,
     pub(crate) directory: Directory,
@@ -85,12 +86,22 @@ pub(crate) struct Inner {
     pub(crate) events: EventBus,
     pub(crate) host: Option<HostInfo>,
     pub(crate) orphans: Vec<Orphan>,
+    /// Follows Docker's event stream; set once the fleet is built.
+    pub(crate) watcher: std::sync::OnceLock<crate::watcher::Watcher>,
     /// The stats sampler; stopped first by [`Fleet::shutdown`].
     pub(crate) stats: crate::stats::Sampler,
+    /// The Prometheus registry (see [`crate::metrics`]).
+    pub(crate) metrics: crate::metrics::Metrics,
+    /// Transcript figures for context-stats (see [`crate::context`]).
+    pub(crate) context: crate::context::ContextCache,
     pub(crate) templates: Arc<TemplateCatalog>,
     /// For reads of large values (avatar images) that the snapshots do not hold. All writes go
     /// through the registry and sharing actors.
     pub(crate) store: Store,
+    /// The SSH gateway; stopped first by [`Fleet::shutdown`].
+    pub(crate) ssh: crate::ssh::Gateway,
+    /// The credential vault key (loaded from the data dir) and sealed-vault reads.
+    pub(crate) vault: crate::credentials::Vault,
 }
 
 /// Agent actors are spread over `min(cores, AGENT_THREADS)` arbiter threads.
@@ -140,52 +151,52 @@ impl Fleet {
         );
         let directory = Directory::new();
         let events = EventBus::new();
+        let ssh =
+            crate::ssh::Gateway::start(&config, &store, runtime.clone(), directory.clone()).await?;
         let registry = RegistryActor::new(
             store.clone(),
             accounts.clone(),
             config.ssh_ports.clone(),
             &records,
         )
+        .with_ssh_keys(ssh.keys().clone())
         .start();
         let sharing = SharingActor::new(store.clone(), access.clone()).start();
+        let vault = crate::credentials::Vault::open(&config.data_dir, store.clone()).await?;
         let agents: AgentMap = Arc::new(DashMap::new());
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
             .min(AGENT_THREADS);
-        let deps_template = (
-            runtime.clone(),
-            registry.clone(),
-            sharing,
-            directory.clone(),
-            events.clone(),
-            config.clone(),
-            templates.clone(),
-        );
-        let supervisor = supervisor::start(
-            agents.clone(),
-            move |supervisor| {
-                let (runtime, registry, sharing, directory, events, config, templates) =
-                    deps_template;
-                AgentDeps {
-                    runtime,
-                    registry,
-                    sharing,
-                    supervisor,
-                    directory,
-                    events,
-                    config,
-                    templates,
-                }
-            },
-            threads,
-        );
+        let deps = {
+            let (runtime, registry, sharing) = (runtime.clone(), registry.clone(), sharing.clone());
+            let (directory, events, config) = (directory.clone(), events.clone(), config.clone());
+            let (templates, access, accounts) =
+                (templates.clone(), access.clone(), accounts.clone());
+            let vault = vault.clone();
+            move |supervisor| AgentDeps {
+                runtime,
+                registry,
+                sharing,
+                supervisor,
+                directory,
+                events,
+                config,
+                templates,
+                access,
+                accounts,
+                vault,
+            }
+        };
+        let supervisor = supervisor::start(agents.clone(), deps, threads);
 
         let stats = crate::stats::Sampler::start(&config, runtime.clone(), directory.clone());
+        let metrics = crate::metrics::Metrics::new(directory.clone(), stats.board().clone())?;
         let mut inner = Inner {
             config,
             runtime,
             registry,
+            sharing,
             supervisor,
             agents,
             directory,
@@ -194,20 +205,58 @@ impl Fleet {
             events,
             host,
             orphans: Vec::new(),
+            watcher: std::sync::OnceLock::new(),
             stats,
+            metrics,
+            context: crate::context::ContextCache::new(),
             templates,
             store,
+            ssh,
+            vault,
         };
         inner.orphans = recover(&inner, records).await?;
-        Ok(Self {
+        // Listen for agents that still have valid SSH keys (their snapshots are published now).
+        if let Err(error) = inner.ssh.sync(None).await {
+            warn!(%error, "SSH gateway could not start listening");
+        }
+        let fleet = Self {
             inner: Arc::new(inner),
-        })
+        };
+        let _ = fleet
+            .inner
+            .watcher
+            .set(crate::watcher::Watcher::start(fleet.clone()));
+        Ok(fleet)
     }
 
-    /// Stop the stats sampler, then every agent actor (after the HTTP server has drained). Operations already running
+    /// Every agent actor's address.
+    pub(crate) fn agent_addresses(&self) -> Vec<Addr<AgentActor>> {
+        self.inner
+            .agents
+            .iter()
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// The published view of one agent, by id (no access check: for routing events).
+    pub fn agent_view(&self, id: AgentId) -> Option<Arc<AgentView>> {
+        self.inner.directory.get(id)
+    }
+
+    /// One agent actor's address.
+    pub(crate) fn agent_address(&self, id: AgentId) -> Option<Addr<AgentActor>> {
+        self.inner.agents.get(&id).map(|e| e.value().clone())
+    }
+
+    /// Stop the SSH gateway (ending its sessions) and the stats sampler, then every agent actor
+    /// (after the HTTP server has drained). Operations already running
     /// inside an actor are cut at their next await point; none is started afterwards. The store
     /// needs no flush: every commit is durable when acknowledged.
     pub async fn shutdown(&self) {
+        if let Some(watcher) = self.inner.watcher.get() {
+            watcher.shutdown();
+        }
+        self.inner.ssh.shutdown().await;
         self.inner.stats.shutdown().await;
         if let Err(error) = self.inner.supervisor.send(Shutdown).await {
             warn!(%error, "supervisor already gone at shutdown");
@@ -350,6 +399,9 @@ impl Fleet {
                     lifecycle: Lifecycle::Provisioning,
                     container: None,
                     started_at: None,
+                    spec_digest: None,
+                    mounted_producers: Vec::new(),
+                    outbox: Vec::new(),
                 },
             })
             .await?;
@@ -406,6 +458,9 @@ impl Fleet {
     /// Delete the agent and everything it owns (owner or admin; never a system agent).
     pub async fn delete_agent(&self, who: &Principal, name: &str) -> Result<(), FleetError> {
         let addr = self.addr_for(who, name, Action::Delete)?;
+        if let Some(view) = self.inner.directory.by_name(name) {
+            self.detach_from_consumers(view.record.id).await?;
+        }
         self.ask(name, &addr, DeleteAgent).await
     }
 
@@ -439,18 +494,29 @@ impl Fleet {
         T: Send + 'static,
         AgentActor: Handler<M>,
     {
+        // Counted in flight until the actor answers, and by kind and outcome once it has, on
+        // the command's own task: a caller that goes away does not uncount it.
+        let metrics = self.inner.metrics.clone();
+        let kind = crate::metrics::operation_kind::<M>();
+        let in_flight = metrics.command_in_flight();
+        let name = name.to_string();
         let request = addr.send(msg).timeout(self.inner.config.actor_timeout);
-        let answer = actix::spawn(request)
-            .await
-            .map_err(|e| FleetError::Internal(format!("command task failed: {e}")))?;
-        match answer {
-            Ok(Err(FleetError::IllegalState(e))) if e.state == Lifecycle::Deleted => {
-                Err(FleetError::agent_not_found(name))
-            }
-            Ok(result) => result,
-            Err(actix::MailboxError::Closed) => Err(FleetError::agent_not_found(name)),
-            Err(e) => Err(e.into()),
-        }
+        actix::spawn(async move {
+            let answer = request.await;
+            drop(in_flight);
+            let result = match answer {
+                Ok(Err(FleetError::IllegalState(e))) if e.state == Lifecycle::Deleted => {
+                    Err(FleetError::agent_not_found(name))
+                }
+                Ok(result) => result,
+                Err(actix::MailboxError::Closed) => Err(FleetError::agent_not_found(name)),
+                Err(e) => Err(e.into()),
+            };
+            metrics.count_operation(&kind, crate::metrics::outcome(&result));
+            result
+        })
+        .await
+        .map_err(|e| FleetError::Internal(format!("command task failed: {e}")))?
     }
 
     fn validate_new_agent(&self, who: &Principal, r: NewAgent) -> Result<AgentRecord, FleetError> {
@@ -554,6 +620,10 @@ impl Fleet {
             autonomy_enabled: false,
             read_only_enabled: false,
             avatar_version: 0,
+            read_only_patterns: Default::default(),
+            execution_timeout_seconds: crate::model::DEFAULT_EXECUTION_TIMEOUT,
+            expose_enabled: false,
+            consume_enabled: false,
             created: Utc::now(),
             phase: Phase::Provisioning,
         })
@@ -596,6 +666,13 @@ async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>
     let known: std::collections::HashSet<String> =
         records.iter().map(|r| r.id.to_string()).collect();
     for container in containers {
+        if container.label(labels::ROLE).is_some() {
+            // A helper container left behind by a crash: never started, always disposable.
+            if let Err(error) = inner.runtime.remove_container(&container.id).await {
+                warn!(%error, container = %container.name, "could not remove a helper container");
+            }
+            continue;
+        }
         match container.label(labels::AGENT_ID).map(str::to_string) {
             Some(id) if known.contains(&id) => {
                 by_agent.entry(id).or_insert(container);
@@ -628,6 +705,9 @@ async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>
                     lifecycle,
                     container: None,
                     started_at: None,
+                    spec_digest: None,
+                    mounted_producers: Vec::new(),
+                    outbox: Vec::new(),
                 },
             })
             .await?;

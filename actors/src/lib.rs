@@ -9,11 +9,21 @@
 //!    ├─ AgentActor × N ─── one per agent: the only writer of its container, volumes and record;
 //!    │                      runs each command alone and to completion (AtomicResponse);
 //!    │                      publishes an AgentView to the Directory after every change
-//!    ├─ RegistryActor ──── the only writer of agents, users, port leases, revoked tokens
+//!    ├─ RegistryActor ──── the only writer of agents, users, port leases, revoked tokens,
+//!    │                      sealed credential vaults
 //!    ├─ SharingActor ───── the only writer of shares; keeps the AccessIndex in step
 //!    ├─ EventBus ───────── tokio broadcast of agent events
-//!    └─ stats::Sampler ─── one task: one-shot Docker stats of running agents, K at a time,
-//!                          every period → StatsBoard (read by /stats and /metrics)
+//!    ├─ credentials::Vault  the server's age key (data dir); agent actors seal/unseal vaults
+//!    │                      with it on the blocking pool, inject them, re-inject at start
+//!    ├─ ssh::Gateway ───── one thread: a listener per agent with valid SSH keys (on its leased
+//!    │                      port); logins checked against the SshKeys mirror; shells and
+//!    │                      commands run as Docker execs in the agent's container
+//!    ├─ stats::Sampler ─── one task: one-shot Docker stats of running agents, K at a time,
+//!    │                      every period → StatsBoard (read by /stats and /metrics)
+//!    ├─ context ────────── context-window figures from the runtimes' transcripts (archive API),
+//!    │                      cached per agent, refreshed on demand, bounded in time and bytes
+//!    └─ metrics::Metrics ─ the Prometheus registry; per-agent series built at scrape time from
+//!                          the Directory and StatsBoard (never from Docker)
 //!  ContainerRuntime (trait) ── DockerRuntime (bollard)      Store ── SurrealDB (Surreal<Any>)
 //! ```
 //!
@@ -29,6 +39,8 @@
 //!   moves nothing. Every Docker object carries the `flotilla.instance` label; an instance only
 //!   sees its own.
 //! - **No cycles.** Agent actors send to the registry and sharing actors, which never call back.
+//! - **Secrets stay sealed.** Credential files are stored only as age ciphertext, held in
+//!   zeroing, non-printing wrappers, and never appear in logs, errors, events or metrics.
 //!
 //! [`Directory`]: directory::Directory
 //! [`AccessIndex`]: access::AccessIndex
@@ -41,25 +53,33 @@ pub mod accounts;
 pub mod agent;
 pub mod avatar;
 pub mod config;
+pub mod context;
+pub mod credentials;
 pub mod directory;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod fleet;
+pub mod folders;
 pub mod logs;
+pub mod metrics;
 pub mod model;
 pub mod registry;
 pub mod runtime;
+pub mod settings;
 pub mod sharing;
+pub mod ssh;
 pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod templates;
 pub mod validate;
+pub mod watcher;
 
 pub use access::{AccessLevel, Action, Share};
 pub use agent::messages::StartOutcome;
 pub use config::FleetConfig;
+pub use credentials::CredentialsInjection;
 pub use error::FleetError;
 pub use fleet::{Fleet, NewAgent, Orphan, Visible};
 pub use model::{AgentId, AgentRecord, AgentRuntime, AgentView, Principal, Role, Status, User};

@@ -67,6 +67,15 @@ impl AgentRuntime {
             AgentRuntime::GeminiCli => "GEMINI.md",
         }
     }
+
+    /// The runtime's own state directory under the home directory (settings, transcripts,
+    /// credentials). It stays writable when the workspace is read-only.
+    pub fn state_dir(self) -> &'static str {
+        match self {
+            AgentRuntime::ClaudeCode => ".claude",
+            AgentRuntime::GeminiCli => ".gemini",
+        }
+    }
 }
 
 impl FromStr for AgentRuntime {
@@ -166,11 +175,31 @@ pub struct AgentRecord {
     pub ssh_port: u16,
     pub autonomy_enabled: bool,
     pub read_only_enabled: bool,
+    /// Path patterns for the runtime's read-only hook (a second layer under the read-only
+    /// mount).
+    pub read_only_patterns: ReadOnlyPatterns,
+    /// How long the runtime may run one task (60–7200 s).
+    pub execution_timeout_seconds: i64,
+    /// Publishes `~/shared-out` (a volume of its own) to other agents.
+    pub expose_enabled: bool,
+    /// Mounts, read-only, the shared folders of the producers its owner may access.
+    pub consume_enabled: bool,
     /// 0 while the generated default is shown; changes on every upload.
     pub avatar_version: i64,
     pub created: DateTime<Utc>,
     pub phase: Phase,
 }
+
+/// Glob patterns the runtime's read-only hook applies to the paths its tools write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadOnlyPatterns {
+    pub blocked_patterns: Vec<String>,
+    pub allowed_patterns: Vec<String>,
+}
+
+/// Default, minimum and maximum of `execution_timeout_seconds`.
+pub const DEFAULT_EXECUTION_TIMEOUT: i64 = 900;
+pub const EXECUTION_TIMEOUT_RANGE: std::ops::RangeInclusive<i64> = 60..=7200;
 
 /// What the API reports as an agent's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,6 +234,10 @@ pub struct AgentView {
     pub container_missing: bool,
     /// When the container last started, if known.
     pub started_at: Option<DateTime<Utc>>,
+    /// Digest of the spec the current container was built from (its `flotilla.spec` label).
+    pub spec_digest: Option<String>,
+    /// Producers whose shared folders the current container mounts.
+    pub mounted_producers: Vec<AgentId>,
 }
 
 /// A user's role.

@@ -1,7 +1,8 @@
 //! The `Auth` extractor: every protected handler takes one, so a route cannot forget to check
 //! the token. It accepts `Authorization: Bearer <jwt>` and refuses (401) a missing, malformed,
 //! badly signed, expired, not-yet-valid or revoked token, a token of a deleted user, and a
-//! token issued before the user's last password change.
+//! token issued before the user's last password change. An authenticated caller over their
+//! per-user request rate is refused next (429 with `Retry-After`; see `auth::limiter`).
 
 use std::future::{Ready, ready};
 
@@ -77,7 +78,12 @@ impl FromRequest for Auth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = match req.app_data::<web::Data<AppState>>() {
-            Some(state) => bearer(req).and_then(|token| authenticate(state, token)),
+            Some(state) => bearer(req)
+                .and_then(|token| authenticate(state, token))
+                .and_then(|auth| {
+                    state.api_limiter.check(&auth.principal.username)?;
+                    Ok(auth)
+                }),
             None => Err(ApiError::internal("application state missing")),
         };
         ready(result)

@@ -275,7 +275,9 @@ pub async fn delete(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StartResponse {
     pub message: String,
-    /// `success`, `skipped` (nothing to inject) or `failed`.
+    /// What became of the agent's credential vault: `success` (written into the workspace),
+    /// `skipped` (the vault is empty, or the agent was already running) or `failed` (logged;
+    /// the agent started without it).
     pub credentials_injection: &'static str,
     /// False when the agent was already running.
     pub started: bool,
@@ -294,8 +296,8 @@ pub async fn start(
     let outcome = state.fleet.start_agent(&auth.principal, &name).await?;
     Ok(HttpResponse::Ok().json(StartResponse {
         message: format!("Agent {name} started"),
-        credentials_injection: "skipped",
-        started: outcome == StartOutcome::Started,
+        credentials_injection: outcome.credentials().as_str(),
+        started: outcome != StartOutcome::AlreadyRunning,
     }))
 }
 

@@ -139,17 +139,40 @@ async fn docker_inspect_confirms_what_create_promises() {
     );
     assert_eq!(c["Config"]["User"], "1000:1000");
 
-    let mounts = c["Mounts"].as_array().unwrap();
-    assert_eq!(mounts.len(), 1, "{mounts:?}");
-    assert_eq!(mounts[0]["Type"], "volume");
-    assert_eq!(mounts[0]["Destination"], "/home/developer");
+    // Exactly two named volumes, keyed by the agent id: the workspace at home, and the
+    // runtime's state directory inside it.
+    let id = agent["id"].as_str().unwrap();
+    let mut mounts: Vec<(String, String, String, bool)> = c["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["Type"].as_str().unwrap().to_string(),
+                m["Destination"].as_str().unwrap().to_string(),
+                m["Name"].as_str().unwrap_or("").to_string(),
+                m["RW"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    mounts.sort();
     assert_eq!(
-        mounts[0]["Name"],
-        format!("flotilla-{}-workspace", agent["id"].as_str().unwrap())
+        mounts,
+        vec![
+            (
+                "volume".to_string(),
+                "/home/developer".to_string(),
+                format!("flotilla-{id}-workspace"),
+                true
+            ),
+            (
+                "volume".to_string(),
+                "/home/developer/.claude".to_string(),
+                format!("flotilla-{id}-state"),
+                true
+            ),
+        ]
     );
-    for m in mounts {
-        assert!(!m["Source"].as_str().unwrap_or("").contains("docker.sock"));
-    }
 }
 
 #[tokio::test]
@@ -465,7 +488,7 @@ async fn two_concurrent_creates_of_one_name_give_one_agent_and_one_conflict() {
     statuses.sort();
     assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT]);
     let (containers, volumes) = app.docker_objects();
-    assert_eq!((containers.len(), volumes.len()), (1, 1));
+    assert_eq!((containers.len(), volumes.len()), (1, 2));
 }
 
 #[tokio::test]
@@ -500,7 +523,7 @@ async fn twenty_concurrent_creates_get_unique_ports_and_match_docker() {
         );
     }
     let (containers, volumes) = app.docker_objects();
-    assert_eq!((containers.len(), volumes.len()), (20, 20));
+    assert_eq!((containers.len(), volumes.len()), (20, 40));
 }
 
 #[tokio::test]

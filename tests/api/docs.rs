@@ -10,12 +10,16 @@ use crate::helpers::TestApp;
 /// The route table of `src/routes/mod.rs`, as OpenAPI spells the paths.
 const ROUTES: &[(&str, &[&str])] = &[
     ("/health", &["get"]),
+    ("/metrics", &["get"]),
+    ("/ws", &["get"]),
     ("/api/token", &["post"]),
     ("/api/auth/logout", &["post"]),
     ("/api/users/me", &["get"]),
     ("/api/users", &["get", "post"]),
     ("/api/admin/orphans", &["get"]),
     ("/api/agents", &["get", "post"]),
+    ("/api/agents/context-stats", &["get"]),
+    ("/api/agents/autonomy-status", &["get"]),
     ("/api/agents/{name}", &["get", "delete"]),
     ("/api/agents/{name}/start", &["post"]),
     ("/api/agents/{name}/stop", &["post"]),
@@ -24,13 +28,27 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/agents/{name}/files/download", &["get"]),
     ("/api/agents/{name}/rename", &["put"]),
     ("/api/agents/{name}/info", &["get"]),
+    ("/api/agents/{name}/share", &["post"]),
+    ("/api/agents/{name}/share/{email}", &["delete"]),
+    ("/api/agents/{name}/shares", &["get"]),
+    ("/api/agents/{name}/folders", &["get", "put"]),
+    ("/api/agents/{name}/folders/available", &["get"]),
+    ("/api/agents/{name}/folders/consumers", &["get"]),
+    ("/api/agents/{name}/autonomy", &["get", "put"]),
+    ("/api/agents/{name}/read-only", &["get", "put"]),
+    ("/api/agents/{name}/timeout", &["get", "put"]),
     ("/api/agents/{name}/avatar", &["get", "put"]),
     ("/api/agents/{name}/logs", &["get"]),
+    ("/api/agents/{name}/ssh-access", &["post", "delete"]),
+    ("/api/agents/{name}/credentials/inject", &["post"]),
+    ("/api/agents/{name}/credentials/status", &["get"]),
+    ("/api/agents/{name}/credentials/export", &["post"]),
+    ("/api/agents/{name}/credentials/import", &["post"]),
     ("/api/templates", &["get"]),
 ];
 
-/// Routes that need no token.
-const PUBLIC: &[&str] = &["/health", "/api/token"];
+/// Routes that need no JWT bearer token (`/metrics` takes its own metrics token instead).
+const PUBLIC: &[&str] = &["/health", "/api/token", "/ws", "/metrics"];
 
 const HTTP_METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",

@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+/// The bearer token test servers require on `/metrics`.
+pub const METRICS_TOKEN: &str = "test-metrics-token-0123456789";
 
 /// A name unique across concurrent tests and runs (agent names are global on the daemon,
 /// because containers are named `agent-{name}`).
@@ -35,6 +37,11 @@ pub fn test_config(instance: &str, data_dir: &Path) -> Config {
         instance: instance.into(),
         login_burst: 1000,
         login_per_minute: 1000,
+        metrics_token: Some(METRICS_TOKEN.into()),
+        // Tests that poll in tight loops must not meet the per-user limit; rate_limits.rs sets
+        // its own.
+        api_rate_per_second: 100_000,
+        api_burst: 100_000,
         workers: 2,
         ..Config::default()
     }
@@ -369,10 +376,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Start the real binary on a free port with an on-disk store in `data_dir`.
     pub async fn start(instance: &str, data_dir: &Path) -> Self {
+        Self::start_with_env(instance, data_dir, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables.
+    pub async fn start_with_env(instance: &str, data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::fs::File::create(data_dir.join(format!("server-{port}.log"))).expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
             .arg("serve")
+            .envs(env.iter().copied())
             .env("FLOTILLA_BIND", format!("127.0.0.1:{port}"))
             .env("FLOTILLA_DATA_DIR", data_dir)
             .env("FLOTILLA_INSTANCE", instance)
@@ -425,6 +438,24 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// `len` consecutive ports on 127.0.0.1 that were all free a moment ago, at a random place in
+/// 20000-59999: a test app that opens SSH listeners gets its own `ssh_ports`, so parallel apps
+/// (each with its own store, each leasing from the start of its range) never collide.
+pub fn free_port_block(len: u16) -> std::ops::RangeInclusive<u16> {
+    for _ in 0..200 {
+        let seed = uuid::Uuid::new_v4().as_u128();
+        let start = 20_000 + (seed % 40_000) as u16;
+        let range = start..=start + len - 1;
+        if range
+            .clone()
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
+            return range;
+        }
+    }
+    panic!("no free block of {len} ports");
 }
 
 /// Poll `check` until it holds or `within` passes.

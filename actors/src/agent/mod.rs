@@ -15,6 +15,7 @@
 
 pub mod lifecycle;
 pub mod messages;
+pub mod runtime_files;
 pub mod spec;
 
 use std::future::Future;
@@ -25,11 +26,13 @@ use chrono::Utc;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use crate::access::AccessIndex;
+use crate::accounts::Accounts;
 use crate::config::FleetConfig;
 use crate::directory::Directory;
 use crate::error::FleetError;
 use crate::events::EventBus;
-use crate::model::{AgentRecord, AgentView, Phase};
+use crate::model::{AgentId, AgentRecord, AgentView, Phase};
 use crate::registry::RegistryActor;
 use crate::registry::messages::{RemoveAgent, SaveAgent, SaveAvatar};
 use crate::runtime::{ContainerInfo, ContainerRuntime, ContainerState, RuntimeError, labels};
@@ -53,6 +56,11 @@ pub(crate) struct AgentDeps {
     pub events: EventBus,
     pub config: Arc<FleetConfig>,
     pub templates: Arc<TemplateCatalog>,
+    /// The credential vault: the server's key and reads of sealed vaults (see `credentials`).
+    pub vault: crate::credentials::Vault,
+    /// Read-only here: which producers' shared folders this agent's owner may mount.
+    pub access: AccessIndex,
+    pub accounts: Accounts,
 }
 
 /// An agent's state as its actor knows it.
@@ -64,9 +72,21 @@ pub(crate) struct AgentState {
     pub container: Option<String>,
     /// When the container last started, if known.
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Digest of the spec the current container was built from.
+    pub spec_digest: Option<String>,
+    /// Producers whose shared folders the current container mounts.
+    pub mounted_producers: Vec<AgentId>,
+    /// Events of the operation in progress, sent once its outcome is published to the
+    /// directory — so a client reacting to an event reads the state that caused it.
+    pub outbox: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl AgentState {
+    /// Queue an event for after the operation.
+    pub fn emit(&mut self, event: &'static str, data: serde_json::Value) {
+        self.outbox.push((event, data));
+    }
+
     fn view(&self) -> AgentView {
         AgentView {
             record: self.record.clone(),
@@ -74,6 +94,8 @@ impl AgentState {
             container_id: self.container.clone(),
             container_missing: self.container.is_none(),
             started_at: self.started_at,
+            spec_digest: self.spec_digest.clone(),
+            mounted_producers: self.mounted_producers.clone(),
         }
     }
 }
@@ -96,12 +118,18 @@ impl AgentActor {
         )
     }
 
-    /// Publish the current state to the directory (or withdraw it once the agent is gone).
-    fn publish(&self) {
+    /// Publish the current state to the directory (or withdraw it once the agent is gone),
+    /// then send the events the last operation queued.
+    fn publish(&mut self) {
         match self.state.lifecycle {
             Lifecycle::Provisioning => {}
             Lifecycle::Deleted => self.deps.directory.remove(self.state.record.id),
             _ => self.deps.directory.publish(self.state.view()),
+        }
+        for (event, data) in std::mem::take(&mut self.state.outbox) {
+            self.deps
+                .events
+                .publish(event, self.state.record.id, &self.state.record.name, data);
         }
     }
 
@@ -207,6 +235,88 @@ impl Handler<SetAvatar> for AgentActor {
     }
 }
 
+impl Handler<Configure> for AgentActor {
+    type Result = AtomicResponse<Self, Result<ConfigOutcome, FleetError>>;
+    fn handle(&mut self, msg: Configure, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::configure(&deps, &mut st, msg.change).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<DetachProducer> for AgentActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+    fn handle(&mut self, msg: DetachProducer, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::detach_producer(&deps, &mut st, msg.producer).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<WriteHomeFiles> for AgentActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+    fn handle(&mut self, msg: WriteHomeFiles, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::write_home_files(&deps, &mut st, msg.files).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<InjectCredentials> for AgentActor {
+    type Result = AtomicResponse<Self, Result<crate::credentials::Injected, FleetError>>;
+    fn handle(&mut self, msg: InjectCredentials, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::inject_credentials(&deps, &mut st, msg.files).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<ContainerEventSeen> for AgentActor {
+    type Result = AtomicResponse<Self, ()>;
+    fn handle(&mut self, msg: ContainerEventSeen, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                ops::on_container_event(&deps, &mut st, msg).await;
+                st
+            }
+            .into_actor(self)
+            .map(|st, act, _| {
+                act.state = st;
+                act.publish();
+            }),
+        ))
+    }
+}
+
+impl Handler<RefreshFromDocker> for AgentActor {
+    type Result = AtomicResponse<Self, ()>;
+    fn handle(&mut self, _: RefreshFromDocker, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        AtomicResponse::new(Box::pin(
+            async move {
+                if let Err(error) = ops::refresh_or_find(&deps, &mut st).await {
+                    debug!(agent = %st.record.name, %error, "refresh after reconnect failed");
+                }
+                st
+            }
+            .into_actor(self)
+            .map(|st, act, _| {
+                act.state = st;
+                act.publish();
+            }),
+        ))
+    }
+}
+
 impl Handler<ContainerObserved> for AgentActor {
     type Result = ();
     fn handle(&mut self, msg: ContainerObserved, _: &mut Self::Context) {
@@ -233,6 +343,8 @@ mod ops {
         match info {
             Some(info) => {
                 st.container = Some(info.id.clone());
+                st.spec_digest = info.label(labels::SPEC).map(str::to_string);
+                st.mounted_producers = spec::consumed_producers(info);
                 if info.started_at.is_some() || info.state != ContainerState::Running {
                     st.started_at = info.started_at;
                 }
@@ -245,10 +357,85 @@ mod ops {
             }
             None => {
                 st.container = None;
+                st.spec_digest = None;
+                st.mounted_producers.clear();
                 st.started_at = None;
                 st.lifecycle = Lifecycle::Stopped;
             }
         }
+    }
+
+    /// React to a Docker event about a container: only events about the agent's current
+    /// container count (old containers of a recreate are ignored). A container that stops while
+    /// flotilla thought it running died outside flotilla: `agent_died`, with its exit code and
+    /// whether the kernel's OOM killer did it.
+    pub(super) async fn on_container_event(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        event: ContainerEventSeen,
+    ) {
+        if st.container.as_deref() != Some(event.container_id.as_str()) {
+            return;
+        }
+        // Only state changes matter. (A `kill` is followed by its `die`: re-reading the
+        // container on the `kill` would see it stopped already and miss the death.)
+        if !matches!(
+            event.action.as_str(),
+            "start" | "die" | "destroy" | "pause" | "unpause"
+        ) {
+            return;
+        }
+        let was = st.lifecycle;
+        if event.action == "destroy" {
+            adopt(st, None);
+            return;
+        }
+        let info = match deps.runtime.inspect_container(&event.container_id).await {
+            Ok(info) => info,
+            Err(error) => {
+                debug!(agent = %st.record.name, %error, "could not inspect after an event");
+                return;
+            }
+        };
+        adopt(st, info.as_ref());
+        if event.action == "die"
+            && matches!(
+                was,
+                Lifecycle::Running | Lifecycle::Restarting | Lifecycle::Paused
+            )
+        {
+            let oom = info.as_ref().is_some_and(|i| i.oom_killed);
+            let data = json!({
+                "exit_code": event.exit_code,
+                "oom_killed": oom,
+                // With `unless-stopped`, Docker restarts a crashed agent on its own.
+                "restarting": st.lifecycle != Lifecycle::Stopped,
+            });
+            warn!(agent = %st.record.name, exit_code = ?event.exit_code, oom, "agent died outside flotilla");
+            st.emit("agent_died", data);
+        }
+    }
+
+    /// [`refresh`], and when the agent has no known container, look for one of its own by name.
+    pub(super) async fn refresh_or_find(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+    ) -> Result<(), FleetError> {
+        if st.container.is_none()
+            && !matches!(
+                st.lifecycle,
+                Lifecycle::Provisioning | Lifecycle::Deleting | Lifecycle::Deleted
+            )
+        {
+            let name = spec::container_name(&st.record.name);
+            if let Some(found) = deps.runtime.inspect_container(&name).await?
+                && found.label(labels::AGENT_ID) == Some(st.record.id.to_string().as_str())
+            {
+                adopt(st, Some(&found));
+                return Ok(());
+            }
+        }
+        refresh(deps, st).await
     }
 
     /// Re-read the container's state from Docker (one inspect) so guards decide on the truth.
@@ -274,7 +461,8 @@ mod ops {
     }
 
     async fn provision_steps(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
-        let id = ensure_container(deps, st).await?;
+        let id = ensure_container(deps, st, None).await?;
+        apply_runtime_files(deps, st, &id).await?;
         deps.runtime.start_container(&id).await?;
         let info = deps.runtime.inspect_container(&id).await?;
         let mut record = st.record.clone();
@@ -285,8 +473,7 @@ mod ops {
         adopt(st, info.as_ref());
         info!(agent = %st.record.name, id = %st.record.id, "agent created");
         let data = json!({ "owner": st.record.owner, "runtime": st.record.runtime });
-        deps.events
-            .publish("agent_created", st.record.id, &st.record.name, data);
+        st.emit("agent_created", data);
         Ok(())
     }
 
@@ -298,13 +485,17 @@ mod ops {
         if st.lifecycle.can_start()? == Decision::AlreadyDone {
             return Ok(StartOutcome::AlreadyRunning);
         }
-        let id = ensure_container(deps, st).await?;
+        let id = ensure_container(deps, st, None).await?;
+        // The vault first, so the runtime's files below merge over an injected settings file.
+        let credentials = restore_credentials(deps, st, &id).await;
+        // Re-applied on every start: the runtime's settings follow the stored configuration
+        // even if the agent (or a recreated container) changed them.
+        apply_runtime_files(deps, st, &id).await?;
         deps.runtime.start_container(&id).await?;
         let info = deps.runtime.inspect_container(&id).await?;
         adopt(st, info.as_ref());
-        deps.events
-            .publish("agent_started", st.record.id, &st.record.name, json!({}));
-        Ok(StartOutcome::Started)
+        st.emit("agent_started", json!({}));
+        Ok(StartOutcome::Started { credentials })
     }
 
     pub(super) async fn stop(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
@@ -318,8 +509,7 @@ mod ops {
                 .await?;
         }
         st.lifecycle = Lifecycle::Stopped;
-        deps.events
-            .publish("agent_stopped", st.record.id, &st.record.name, json!({}));
+        st.emit("agent_stopped", json!({}));
         Ok(())
     }
 
@@ -363,13 +553,12 @@ mod ops {
         // name; a running one keeps running and is refreshed on its next start.
         if st.lifecycle == Lifecycle::Stopped
             && st.container.is_some()
-            && let Err(error) = ensure_container(deps, st).await
+            && let Err(error) = ensure_container(deps, st, None).await
         {
             warn!(agent = %st.record.name, %error, "container will be refreshed on next start");
         }
         let data = json!({ "old_name": old.name, "new_name": st.record.name });
-        deps.events
-            .publish("agent_renamed", st.record.id, &st.record.name, data);
+        st.emit("agent_renamed", data);
         Ok(())
     }
 
@@ -395,6 +584,351 @@ mod ops {
         Ok(st.record.avatar_version)
     }
 
+    pub(super) async fn configure(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        change: ConfigChange,
+    ) -> Result<ConfigOutcome, FleetError> {
+        st.lifecycle.can_configure()?;
+        let mut record = st.record.clone();
+        // Recreate a running container at once: read-only toggles (the mount is the
+        // enforcement) and folder changes asked to apply now.
+        let mut recreate_if_running = false;
+        let setting = match &change {
+            ConfigChange::Autonomy(enabled) => {
+                record.autonomy_enabled = *enabled;
+                "autonomy"
+            }
+            ConfigChange::ReadOnly { enabled, patterns } => {
+                recreate_if_running = record.read_only_enabled != *enabled;
+                record.read_only_enabled = *enabled;
+                if let Some(patterns) = patterns {
+                    record.read_only_patterns = patterns.clone();
+                }
+                "read_only"
+            }
+            ConfigChange::Timeout(seconds) => {
+                record.execution_timeout_seconds = *seconds;
+                "timeout"
+            }
+            ConfigChange::Folders {
+                expose,
+                consume,
+                apply,
+            } => {
+                if let Some(expose) = expose {
+                    record.expose_enabled = *expose;
+                }
+                if let Some(consume) = consume {
+                    record.consume_enabled = *consume;
+                }
+                recreate_if_running = *apply;
+                "folders"
+            }
+        };
+        let mut outcome = ConfigOutcome::default();
+        if record != st.record {
+            deps.registry
+                .send(SaveAgent {
+                    record: record.clone(),
+                })
+                .await??;
+            st.record = record;
+        } else if !recreate_if_running {
+            return Ok(outcome);
+        }
+        if st.record.expose_enabled {
+            // Published at once, so consumers can mount it from their next start.
+            let labels = spec::object_labels(&deps.config, st.record.id);
+            deps.runtime
+                .create_volume(&spec::shared_volume(st.record.id), &labels)
+                .await?;
+        }
+        refresh(deps, st).await?;
+        let (desired, _) = desired_spec(deps, &st.record, None).await?;
+        let stale = st.container.is_some()
+            && st.spec_digest.as_deref() != desired.labels.get(labels::SPEC).map(String::as_str);
+        if recreate_if_running && stale && st.lifecycle == Lifecycle::Running {
+            // Same agent id, volumes and port; only the container is new.
+            if let Some(old) = st.container.clone() {
+                deps.runtime
+                    .stop_container(&old, deps.config.stop_grace)
+                    .await?;
+            }
+            st.lifecycle = Lifecycle::Stopped;
+            let id = ensure_container(deps, st, None).await?;
+            apply_runtime_files(deps, st, &id).await?;
+            deps.runtime.start_container(&id).await?;
+            let info = deps.runtime.inspect_container(&id).await?;
+            adopt(st, info.as_ref());
+            outcome.container_recreated = true;
+        } else {
+            if let Some(id) = st.container.clone() {
+                apply_runtime_files(deps, st, &id).await?;
+            }
+            outcome.applies_on_next_start = stale;
+        }
+        let data =
+            json!({ "setting": setting, "container_recreated": outcome.container_recreated });
+        st.emit("agent_config_changed", data);
+        Ok(outcome)
+    }
+
+    /// Drop a producer's shared folder from this agent's container (the producer is being
+    /// deleted, and Docker cannot remove a volume a container still references): recreate the
+    /// container without it, restarting it if it was running.
+    pub(super) async fn detach_producer(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        producer: AgentId,
+    ) -> Result<(), FleetError> {
+        if matches!(st.lifecycle, Lifecycle::Deleting | Lifecycle::Deleted)
+            || !st.mounted_producers.contains(&producer)
+        {
+            return Ok(());
+        }
+        refresh(deps, st).await?;
+        let was_running = st.lifecycle == Lifecycle::Running;
+        if let Some(old) = st.container.clone() {
+            deps.runtime.remove_container(&old).await?;
+            st.container = None;
+            st.mounted_producers.clear();
+            st.spec_digest = None;
+        }
+        st.lifecycle = Lifecycle::Stopped;
+        let id = ensure_container(deps, st, Some(producer)).await?;
+        if was_running {
+            apply_runtime_files(deps, st, &id).await?;
+            deps.runtime.start_container(&id).await?;
+        }
+        let info = deps.runtime.inspect_container(&id).await?;
+        adopt(st, info.as_ref());
+        Ok(())
+    }
+
+    /// The container spec the agent should have now, and the producers it mounts (those it may
+    /// consume whose shared folder exists), leaving out `exclude`.
+    async fn desired_spec(
+        deps: &AgentDeps,
+        record: &AgentRecord,
+        exclude: Option<AgentId>,
+    ) -> Result<(crate::runtime::ContainerSpec, Vec<spec::Producer>), FleetError> {
+        let mut producers = Vec::new();
+        for producer in crate::folders::producers_for(deps, record) {
+            // Only folders that exist: mounting a missing volume would create it, unlabelled.
+            if Some(producer.id) != exclude
+                && deps
+                    .runtime
+                    .volume_exists(&spec::shared_volume(producer.id))
+                    .await?
+            {
+                producers.push(producer);
+            }
+        }
+        let spec = spec::container_spec(&deps.config, record, &producers)?;
+        Ok((spec, producers))
+    }
+
+    /// Merge `files` into the agent's vault, store it, and write the files into the home; if
+    /// the write fails, put the previous vault back. Contents are never logged.
+    pub(super) async fn inject_credentials(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        files: crate::credentials::CredentialFiles,
+    ) -> Result<crate::credentials::Injected, FleetError> {
+        use crate::registry::messages::SaveVault;
+        st.lifecycle.can_configure()?;
+        if let Some(container) = &st.container {
+            crate::credentials::check_targets(deps.runtime.as_ref(), container, &files).await?;
+        }
+        let agent = st.record.id;
+        let previous = deps.vault.load_sealed(agent).await?;
+        let current = match previous.clone() {
+            Some(sealed) => deps.vault.unseal(sealed).await?,
+            None => Default::default(),
+        };
+        let merged = current.merged(&files, "files")?;
+        let vault_files = merged.len();
+        let sealed = deps.vault.seal(merged).await?;
+        deps.registry
+            .send(SaveVault {
+                agent,
+                vault: Some(sealed),
+            })
+            .await??;
+        let written = match crate::credentials::home_archive(&files) {
+            Ok(archive) => write_home(deps, st, archive).await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = written {
+            let reverted = deps
+                .registry
+                .send(SaveVault {
+                    agent,
+                    vault: previous,
+                })
+                .await;
+            if !matches!(reverted, Ok(Ok(()))) {
+                warn!(agent = %st.record.name, "could not put the credential vault back after a failed injection");
+            }
+            return Err(error);
+        }
+        Ok(crate::credentials::Injected {
+            files_written: files.paths(),
+            vault_files,
+        })
+    }
+
+    /// Restore the agent's vault into its home (at start, after its container exists): every
+    /// vault file that is missing from the workspace is written back (a recreated volume, a
+    /// deleted file). Files that are present are left alone — the runtime may have refreshed
+    /// them (OAuth tokens rotate), and the vault's copy would be older. Never fails the start:
+    /// a vault that cannot be read or written is logged (without contents) and reported as
+    /// `Failed`.
+    async fn restore_credentials(
+        deps: &AgentDeps,
+        st: &AgentState,
+        container: &str,
+    ) -> crate::credentials::CredentialsInjection {
+        use crate::credentials::CredentialsInjection as Injection;
+        let files = match deps.vault.load(st.record.id).await {
+            Ok(files) if files.is_empty() => return Injection::Skipped,
+            Ok(files) => files,
+            Err(error) => {
+                warn!(agent = %st.record.name, %error, "credential vault unreadable; starting without it");
+                return Injection::Failed;
+            }
+        };
+        let mut missing = Vec::new();
+        for (path, content) in files.iter() {
+            match deps
+                .runtime
+                .stat_path(container, &format!("{HOME}/{path}"))
+                .await
+            {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push((path.to_string(), content.clone())),
+                Err(error) => {
+                    warn!(agent = %st.record.name, %error, "credentials could not be checked; starting without them");
+                    return Injection::Failed;
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Injection::Success;
+        }
+        let restored = crate::credentials::CredentialFiles::from_entries("vault", missing)
+            .and_then(|missing| crate::credentials::home_archive(&missing));
+        let written = match restored {
+            Ok(archive) => write_home(deps, st, archive).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(()) => {
+                debug!(agent = %st.record.name, files = files.len(), "credentials restored");
+                Injection::Success
+            }
+            Err(error) => {
+                warn!(agent = %st.record.name, %error, "credentials could not be written; starting without them");
+                Injection::Failed
+            }
+        }
+    }
+
+    pub(super) async fn write_home_files(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        files: Vec<HomeFile>,
+    ) -> Result<(), FleetError> {
+        st.lifecycle.can_configure()?;
+        let entries: Vec<(&str, &[u8], u32)> = files
+            .iter()
+            .map(|f| (f.path.as_str(), f.content.as_slice(), f.mode))
+            .collect();
+        let archive = spec::archive(&entries)?;
+        write_home(deps, st, archive).await
+    }
+
+    /// Write the runtime's configuration files into its state directory, merging flotilla's
+    /// keys into the runtime's current `settings.json`.
+    async fn apply_runtime_files(
+        deps: &AgentDeps,
+        st: &AgentState,
+        container: &str,
+    ) -> Result<(), FleetError> {
+        let state_dir = st.record.runtime.state_dir();
+        let current = read_small_file(
+            deps,
+            container,
+            &format!("{HOME}/{state_dir}/{}", runtime_files::SETTINGS),
+        )
+        .await?;
+        let files = runtime_files::state_files(&st.record, current.as_deref());
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| format!("{state_dir}/{}", f.path))
+            .collect();
+        let entries: Vec<(&str, &[u8], u32)> = files
+            .iter()
+            .zip(&paths)
+            .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
+            .collect();
+        write_home(deps, st, spec::archive(&entries)?).await
+    }
+
+    /// A small file of the container's (at most 1 MiB), or `None` if it does not exist.
+    async fn read_small_file(
+        deps: &AgentDeps,
+        container: &str,
+        path: &str,
+    ) -> Result<Option<Vec<u8>>, FleetError> {
+        const MAX: usize = 1024 * 1024;
+        let mut stream = deps.runtime.archive(container, path);
+        let mut tar = Vec::new();
+        while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+            match chunk {
+                Ok(bytes) => tar.extend_from_slice(&bytes),
+                Err(RuntimeError::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            if tar.len() > MAX + 64 * 1024 {
+                return Ok(None);
+            }
+        }
+        Ok(spec::single_file(&tar, MAX as u64))
+    }
+
+    /// Write a tar archive into the home directory. Straight into the agent's container when
+    /// its workspace is writable; otherwise through a short-lived helper container that mounts
+    /// the same volumes read-write, is never started, and is removed at once — so flotilla's
+    /// own writes work while the agent itself cannot write. (Docker refuses archive writes to
+    /// any path under a read-only mount, even into a writable volume mounted below it.)
+    async fn write_home(
+        deps: &AgentDeps,
+        st: &AgentState,
+        archive: bytes::Bytes,
+    ) -> Result<(), FleetError> {
+        if let (Some(container), false) = (&st.container, st.record.read_only_enabled) {
+            match deps
+                .runtime
+                .put_archive(container, HOME, archive.clone())
+                .await
+            {
+                // A container made while read-only mode was on, not yet recreated since it was
+                // turned off (that happens at the next start): write through a helper too.
+                Err(e) if e.to_string().contains("read-only") => {}
+                written => return Ok(written?),
+            }
+        }
+        let helper = spec::helper_spec(&deps.config, &st.record)?;
+        let id = deps.runtime.create_container(&helper).await?;
+        let written = deps.runtime.put_archive(&id, HOME, archive).await;
+        if let Err(error) = deps.runtime.remove_container(&id).await {
+            warn!(agent = %st.record.name, %error, "helper container left behind");
+        }
+        Ok(written?)
+    }
+
     pub(super) async fn delete(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
         st.lifecycle.can_delete()?;
         // Reach Docker before writing anything, so an unreachable daemon fails the delete with
@@ -409,10 +943,20 @@ mod ops {
             st.record.phase = Phase::Deleting;
         }
         st.lifecycle = Lifecycle::Deleting;
+        // Who could see it, for the event: the agent and its shares are gone once it is sent.
+        let mut audience: Vec<String> = deps
+            .access
+            .shares_of(st.record.id)
+            .into_iter()
+            .map(|s| s.email)
+            .collect();
+        audience.push(st.record.owner.clone());
         remove_everything(deps, st).await?;
         info!(agent = %st.record.name, id = %st.record.id, "agent deleted");
-        deps.events
-            .publish("agent_deleted", st.record.id, &st.record.name, json!({}));
+        st.emit(
+            "agent_deleted",
+            json!({ "owner": st.record.owner, "audience": audience }),
+        );
         Ok(())
     }
 
@@ -446,9 +990,14 @@ mod ops {
 
     /// Make sure the agent has a container built from its current spec, and return its id.
     /// Adopts a container of ours found by name, recreates a stale one, and seeds the workspace
-    /// when its volume had to be created.
-    async fn ensure_container(deps: &AgentDeps, st: &mut AgentState) -> Result<String, FleetError> {
-        let spec = spec::container_spec(&deps.config, &st.record)?;
+    /// when its volume had to be created. `exclude` leaves one producer's shared folder out (it
+    /// is being deleted).
+    async fn ensure_container(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        exclude: Option<AgentId>,
+    ) -> Result<String, FleetError> {
+        let (spec, producers) = desired_spec(deps, &st.record, exclude).await?;
         let desired = spec.labels.get(labels::SPEC).cloned();
         let agent_id = st.record.id.to_string();
 
@@ -470,6 +1019,8 @@ mod ops {
         if let Some(info) = current {
             if info.label(labels::SPEC) == desired.as_deref() {
                 st.container = Some(info.id.clone());
+                st.spec_digest = desired;
+                st.mounted_producers = spec::consumed_producers(&info);
                 return Ok(info.id);
             }
             debug!(agent = %st.record.name, "container is stale, recreating");
@@ -477,27 +1028,54 @@ mod ops {
             st.container = None;
         }
 
+        // Volumes are created explicitly, with the agent's labels (Docker would create missing
+        // ones unlabelled, and delete finds an agent's volumes by label).
+        let labels = spec::object_labels(&deps.config, st.record.id);
         let volume = spec::workspace_volume(st.record.id);
         let fresh = !deps.runtime.volume_exists(&volume).await?;
         if fresh {
-            let labels = spec::object_labels(&deps.config, st.record.id);
             deps.runtime.create_volume(&volume, &labels).await?;
+        }
+        deps.runtime
+            .create_volume(&spec::state_volume(st.record.id), &labels)
+            .await?;
+        if st.record.expose_enabled {
+            deps.runtime
+                .create_volume(&spec::shared_volume(st.record.id), &labels)
+                .await?;
+        }
+        if st.record.read_only_enabled && (st.record.expose_enabled || !producers.is_empty()) {
+            // Mount points inside a read-only workspace cannot be made by Docker: make them
+            // first, through the writable helper.
+            let mut folders = Vec::new();
+            if st.record.expose_enabled {
+                folders.push("shared-out/".to_string());
+            }
+            if !producers.is_empty() {
+                folders.push("shared-in/".to_string());
+            }
+            folders.extend(producers.iter().map(|p| format!("shared-in/{}/", p.name)));
+            let entries: Vec<(&str, &[u8], u32)> = folders
+                .iter()
+                .map(|f| (f.as_str(), &[][..], 0o755))
+                .collect();
+            let mut without = st.clone();
+            without.container = None;
+            write_home(deps, &without, spec::archive(&entries)?).await?;
         }
         let id = deps.runtime.create_container(&spec).await?;
         st.container = Some(id.clone());
+        st.spec_digest = desired;
+        st.mounted_producers = producers.iter().map(|p| p.id).collect();
         if fresh {
-            seed_workspace(deps, st, &id).await?;
+            seed_workspace(deps, st).await?;
         }
         Ok(id)
     }
 
     /// Write the files a new workspace starts with: its template's files, then the runtime's
     /// instructions file (so explicit instructions win over a template's own file).
-    async fn seed_workspace(
-        deps: &AgentDeps,
-        st: &AgentState,
-        container: &str,
-    ) -> Result<(), FleetError> {
+    async fn seed_workspace(deps: &AgentDeps, st: &AgentState) -> Result<(), FleetError> {
         let mut files: Vec<(&str, &[u8])> = Vec::new();
         if let Some(template) = st
             .record
@@ -521,7 +1099,6 @@ mod ops {
             return Ok(());
         }
         let archive = spec::workspace_archive(&files)?;
-        deps.runtime.put_archive(container, HOME, archive).await?;
-        Ok(())
+        write_home(deps, st, archive).await
     }
 }

@@ -59,3 +59,31 @@ pub struct RevokeToken {
     pub jti: String,
     pub expires_at: i64,
 }
+
+/// Replace an agent's sealed credential vault with `vault` (`None`: remove it). Sent only by the
+/// agent's own actor, so an agent's vault changes one write at a time.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct SaveVault {
+    pub agent: AgentId,
+    pub vault: Option<crate::credentials::SealedVault>,
+}
+
+/// Store a newly issued SSH access key and add it to the in-memory key mirror; the agent's
+/// expired keys are dropped in the same transaction. `Conflict` (nothing written) if the agent
+/// already has `max_active` valid keys.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct IssueSshKey {
+    pub key: crate::ssh::SshKey,
+    pub max_active: usize,
+}
+
+/// Remove SSH access keys of an agent from the store and the mirror: the one named by `key_id`,
+/// or all of them. Replies with how many of the removed keys were still valid.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, FleetError>")]
+pub struct RevokeSshKeys {
+    pub agent: AgentId,
+    pub key_id: Option<String>,
+}

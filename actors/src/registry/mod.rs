@@ -4,10 +4,13 @@
 //! Its messages run one at a time (`AtomicResponse`), so "is this name free, which port is
 //! next" and the insert that follows are one indivisible step even without relying on the
 //! database's unique indexes (which are there too, as the backstop). After each committed write
-//! it updates the in-memory [`Accounts`] mirror; agent views are published by the agent actors
-//! themselves. Reads never come here.
+//! it updates the in-memory [`Accounts`] mirror (and, for SSH access keys, the gateway's
+//! `SshKeys` mirror: `ssh_keys.rs`); agent views are published by the agent actors themselves.
+//! Reads never come here.
 
+mod credentials;
 pub mod messages;
+mod ssh_keys;
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -34,6 +37,8 @@ pub struct RegistryActor {
     /// entered here before its insert starts (so no concurrent reservation can pick it) and
     /// removed if the insert fails.
     leased: BTreeMap<u16, AgentId>,
+    /// Mirror of the `ssh_key` table, updated after each committed write (see `ssh_keys.rs`).
+    ssh_keys: crate::ssh::SshKeys,
 }
 
 impl RegistryActor {
@@ -49,7 +54,14 @@ impl RegistryActor {
             accounts,
             ports,
             leased,
+            ssh_keys: crate::ssh::SshKeys::default(),
         }
+    }
+
+    /// Keep `keys` (the mirror the SSH gateway authenticates against) in step with the store.
+    pub(crate) fn with_ssh_keys(mut self, keys: crate::ssh::SshKeys) -> Self {
+        self.ssh_keys = keys;
+        self
     }
 
     fn free_port(&self) -> Option<u16> {
@@ -145,6 +157,8 @@ impl Handler<RemoveAgent> for RegistryActor {
                 .map(move |result, act, _| {
                     if result.is_ok() {
                         act.leased.retain(|_, holder| *holder != id);
+                        // The transaction removed the agent's SSH keys too.
+                        act.ssh_keys.remove(id, None, chrono::Utc::now());
                     }
                     result
                 }),

@@ -6,6 +6,7 @@
 //! are often older than bollard's default.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,23 +19,37 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
-    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RenameContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::metrics::{MutationGauge, observe_docker_call};
+
+use super::{AttachedExec, ExecOutput, ExecSpec, TtySize};
 use super::{
-    ByteStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, HostInfo, PathStat,
-    RuntimeError, StatsReading,
+    ByteStream, ContainerInfo, ContainerRuntime, ContainerSpec, ContainerState, EventStream,
+    HostInfo, PathStat, RuntimeError, RuntimeEvent, StatsReading,
 };
 
 /// Go's `os.ModeDir` and `os.ModeSymlink`, as Docker reports file modes.
 const GO_MODE_DIR: u32 = 1 << 31;
 const GO_MODE_SYMLINK: u32 = 1 << 27;
+
+/// Detach keys of attached execs with a TTY. Docker always watches a TTY's input for a detach
+/// sequence (default `ctrl-p,ctrl-q`, which would swallow readline's ctrl-p) and cannot be told
+/// not to; a long sequence of rarely typed keys makes an accidental detach practically
+/// impossible. Its first key (ctrl-^) is held back until the next key shows it is not a detach.
+const EXEC_DETACH_KEYS: &str = "ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@,ctrl-^,ctrl-@";
+
+/// Mutating Docker calls allowed at once unless [`DockerRuntime::with_mutation_limit`] says
+/// otherwise (`FLOTILLA_DOCKER_CONCURRENCY`).
+pub const DEFAULT_MUTATION_LIMIT: usize = 16;
 
 /// Local Docker through bollard. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -42,6 +57,12 @@ pub struct DockerRuntime {
     docker: Docker,
     /// Deadline of one ordinary call.
     timeout: Duration,
+    /// Slots for calls that change Docker's state (create, start, stop, remove, rename,
+    /// volumes, copying files in), shared by every clone: a burst of creates across the fleet
+    /// queues here instead of piling onto dockerd, which gains no throughput beyond a few
+    /// concurrent creates. Reads (inspect, list, stats, logs, archives out, execs) never wait.
+    /// The wait is not part of a call's deadline; callers are bounded by the actor timeout.
+    mutations: Arc<Semaphore>,
 }
 
 impl DockerRuntime {
@@ -53,7 +74,31 @@ impl DockerRuntime {
             docker.negotiate_version().await
         })
         .await?;
-        Ok(Self { docker, timeout })
+        Ok(Self {
+            docker,
+            timeout,
+            mutations: Arc::new(Semaphore::new(DEFAULT_MUTATION_LIMIT)),
+        })
+    }
+
+    /// Allow at most `limit` (≥ 1) mutating calls at once, across every clone made from now on.
+    pub fn with_mutation_limit(mut self, limit: usize) -> Self {
+        self.mutations = Arc::new(Semaphore::new(limit.max(1)));
+        self
+    }
+
+    /// Wait for a slot for a mutating call; the slot is held until the returned guard drops.
+    async fn mutation_slot(&self) -> Result<MutationSlot, RuntimeError> {
+        let mut gauge = MutationGauge::waiting();
+        let permit =
+            self.mutations.clone().acquire_owned().await.map_err(|_| {
+                RuntimeError::Unavailable("the docker runtime is shutting down".into())
+            })?;
+        gauge.running();
+        Ok(MutationSlot {
+            _permit: permit,
+            _gauge: gauge,
+        })
     }
 
     /// The underlying client, for the image builder.
@@ -70,19 +115,29 @@ impl DockerRuntime {
     }
 }
 
-/// Run a Docker call with a deadline and classify its failure.
+/// A held slot for a mutating call (see [`DockerRuntime::mutation_slot`]).
+struct MutationSlot {
+    _permit: OwnedSemaphorePermit,
+    _gauge: MutationGauge,
+}
+
+/// Run a Docker call with a deadline and classify its failure. Its duration is recorded in
+/// `flotilla_docker_call_duration_seconds` under `what`'s slug (see [`crate::metrics`]).
 pub(crate) async fn bounded<T>(
     timeout: Duration,
     what: &str,
     fut: impl Future<Output = Result<T, DockerError>>,
 ) -> Result<T, RuntimeError> {
-    match tokio::time::timeout(timeout, fut).await {
+    let started = std::time::Instant::now();
+    let result = match tokio::time::timeout(timeout, fut).await {
         Ok(result) => result.map_err(classify),
         Err(_) => Err(RuntimeError::Timeout(format!(
             "{what} took longer than {}s",
             timeout.as_secs()
         ))),
-    }
+    };
+    observe_docker_call(what, started.elapsed());
+    result
 }
 
 /// Map a bollard error to the runtime-neutral classes.
@@ -176,6 +231,7 @@ impl ContainerRuntime for DockerRuntime {
             labels: Some(labels.clone().into_iter().collect()),
             ..Default::default()
         };
+        let _slot = self.mutation_slot().await?;
         self.call("creating a volume", self.docker.create_volume(request))
             .await
             .map(|_| ())
@@ -194,6 +250,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
         let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        let _slot = self.mutation_slot().await?;
         match self
             .call(
                 "removing a volume",
@@ -268,6 +325,7 @@ impl ContainerRuntime for DockerRuntime {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .build();
+        let _slot = self.mutation_slot().await?;
         let created = self
             .call(
                 "creating a container",
@@ -278,9 +336,12 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
-        if let Some(info) = self.inspect_container(id).await?
-            && info.state == ContainerState::Paused
-        {
+        let paused = self
+            .inspect_container(id)
+            .await?
+            .is_some_and(|info| info.state == ContainerState::Paused);
+        let _slot = self.mutation_slot().await?;
+        if paused {
             return self
                 .call("unpausing a container", self.docker.unpause_container(id))
                 .await;
@@ -297,6 +358,7 @@ impl ContainerRuntime for DockerRuntime {
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::default().t(seconds).build();
         let deadline = self.timeout + grace;
+        let _slot = self.mutation_slot().await?;
         match bounded(
             deadline,
             "stopping a container",
@@ -314,6 +376,7 @@ impl ContainerRuntime for DockerRuntime {
             .force(true)
             .v(false)
             .build();
+        let _slot = self.mutation_slot().await?;
         match self
             .call(
                 "removing a container",
@@ -332,6 +395,7 @@ impl ContainerRuntime for DockerRuntime {
         let options = RenameContainerOptionsBuilder::default()
             .name(new_name)
             .build();
+        let _slot = self.mutation_slot().await?;
         self.call(
             "renaming a container",
             self.docker.rename_container(id, options),
@@ -361,6 +425,11 @@ impl ContainerRuntime for DockerRuntime {
                 .unwrap_or_default()
                 .trim_start_matches('/')
                 .to_string(),
+            oom_killed: inspected
+                .state
+                .as_ref()
+                .and_then(|s| s.oom_killed)
+                .unwrap_or(false),
             started_at: inspected
                 .state
                 .as_ref()
@@ -402,6 +471,7 @@ impl ContainerRuntime for DockerRuntime {
                 state: summary_state(c.state),
                 labels: to_btree(c.labels),
                 started_at: None,
+                oom_killed: false,
             })
             .collect())
     }
@@ -410,6 +480,7 @@ impl ContainerRuntime for DockerRuntime {
         let options = UploadToContainerOptionsBuilder::default()
             .path(path)
             .build();
+        let _slot = self.mutation_slot().await?;
         self.call(
             "copying files into a container",
             self.docker
@@ -541,5 +612,122 @@ impl ContainerRuntime for DockerRuntime {
             network_rx_bytes: rx,
             network_tx_bytes: tx,
         })
+    }
+
+    async fn exec_attached(&self, id: &str, spec: &ExecSpec) -> Result<AttachedExec, RuntimeError> {
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(spec.tty.is_some()),
+            // Honoured from API 1.42 on; older daemons are sized by the resize below.
+            console_size: spec
+                .tty
+                .map(|size| vec![usize::from(size.rows), usize::from(size.cols)]),
+            detach_keys: spec.tty.map(|_| EXEC_DETACH_KEYS.to_string()),
+            env: Some(spec.env.clone()),
+            cmd: Some(spec.cmd.clone()),
+            privileged: Some(false),
+            user: Some(spec.user.clone()),
+            working_dir: Some(spec.working_dir.clone()),
+        };
+        let created = self
+            .call("creating an exec", self.docker.create_exec(id, config))
+            .await?;
+        let options = bollard::exec::StartExecOptions {
+            detach: false,
+            tty: spec.tty.is_some(),
+            output_capacity: None,
+        };
+        let started = self
+            .call(
+                "starting an exec",
+                self.docker.start_exec(&created.id, Some(options)),
+            )
+            .await?;
+        let bollard::exec::StartExecResults::Attached { output, input } = started else {
+            return Err(RuntimeError::Other(
+                "docker started the exec detached".into(),
+            ));
+        };
+        if let Some(size) = spec.tty {
+            // The process may not have started when the attach returns, and Docker refuses to
+            // resize it until it has ("cannot resize a stopped container"): retry briefly, as
+            // the docker CLI does. Before API 1.42 (no `ConsoleSize`) a command that finishes
+            // within these first milliseconds may therefore still see a 0x0 terminal.
+            for attempt in 1..=10u64 {
+                match self.resize_exec(&created.id, size).await {
+                    Ok(()) => break,
+                    Err(error) if attempt == 10 => {
+                        tracing::debug!(%error, "sizing an exec's terminal failed");
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10 * attempt)).await,
+                }
+            }
+        }
+        let output = output
+            .map(|chunk| {
+                chunk.map_err(classify).map(|out| match out {
+                    LogOutput::StdErr { message } => ExecOutput::Stderr(message),
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => ExecOutput::Stdout(message),
+                })
+            })
+            .boxed();
+        Ok(AttachedExec {
+            id: created.id,
+            output,
+            input,
+        })
+    }
+
+    async fn resize_exec(&self, exec_id: &str, size: TtySize) -> Result<(), RuntimeError> {
+        let options = bollard::query_parameters::ResizeExecOptionsBuilder::default()
+            .w(i32::from(size.cols))
+            .h(i32::from(size.rows))
+            .build();
+        self.call(
+            "resizing an exec's terminal",
+            self.docker.resize_exec(exec_id, options),
+        )
+        .await
+    }
+
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError> {
+        let inspected = self
+            .call("inspecting an exec", self.docker.inspect_exec(exec_id))
+            .await?;
+        if inspected.running == Some(true) {
+            return Ok(None);
+        }
+        Ok(inspected.exit_code)
+    }
+
+    fn container_events(&self, label: &str, value: &str) -> EventStream {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("label".to_string(), vec![format!("{label}={value}")]),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker
+            .events(Some(options))
+            .map(|event| {
+                let event = event.map_err(classify)?;
+                let actor = event.actor.unwrap_or_default();
+                let mut labels = actor.attributes.unwrap_or_default();
+                let exit_code = labels.get("exitCode").and_then(|c| c.parse().ok());
+                // Attributes mix labels with a few fields of Docker's own.
+                for key in ["exitCode", "image", "name", "signal"] {
+                    labels.remove(key);
+                }
+                Ok(RuntimeEvent {
+                    container_id: actor.id.unwrap_or_default(),
+                    action: event.action.unwrap_or_default(),
+                    labels: labels.into_iter().collect(),
+                    exit_code,
+                })
+            })
+            .boxed()
     }
 }

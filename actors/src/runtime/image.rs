@@ -5,7 +5,9 @@
 //! (uid 1000, home `/home/developer`), and the usual top-level directories; it is imported
 //! through Docker's image-create API (`docker import`), with the image config (user, workdir,
 //! command) applied as import changes. The result honours the agent image contract of
-//! DESIGN.md: a long-running default command, `developer` and its home, a POSIX shell.
+//! DESIGN.md: a long-running default command, `developer` and its home, a POSIX shell — plus
+//! the runtimes' state directories (`~/.claude`, `~/.gemini`) owned by `developer`, which the
+//! per-agent state volume is mounted over (a fresh volume takes its owner from the image).
 
 use std::path::Path;
 
@@ -25,6 +27,33 @@ pub const DEFAULT_BUSYBOX: &str = "/bin/busybox";
 /// runs under Docker's init, so `sleep` gets SIGTERM on stop and the agent stops at once.
 const COMMAND: &str = r#"CMD ["/bin/sh", "-c", "echo \"flotilla agent ${AGENT_NAME:-unnamed} ready\"; exec sleep infinity"]"#;
 
+/// Version of the default image's contents, written as the `flotilla.image-version` label.
+/// Bump it whenever [`rootfs`] or the import changes change: `serve` rebuilds a default image
+/// whose label differs.
+pub const IMAGE_VERSION: &str = "3";
+const VERSION_LABEL: &str = "flotilla.image-version";
+
+/// Whether `image` exists and was built by this version of [`build`].
+pub async fn is_current(runtime: &DockerRuntime, image: &str) -> Result<bool, RuntimeError> {
+    let docker = runtime.client().clone();
+    let name = image.to_string();
+    match bounded(
+        std::time::Duration::from_secs(30),
+        "inspecting the agent image",
+        async move { docker.inspect_image(&name).await },
+    )
+    .await
+    {
+        Ok(inspect) => Ok(inspect
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(VERSION_LABEL).cloned())
+            .is_some_and(|v| v == IMAGE_VERSION)),
+        Err(RuntimeError::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Build `image` from the busybox binary at `busybox`, replacing any image of that name.
 pub async fn build(
     runtime: &DockerRuntime,
@@ -42,6 +71,7 @@ pub async fn build(
         .repo(repo)
         .tag(tag)
         .changes(vec![
+            format!("LABEL {VERSION_LABEL}={IMAGE_VERSION}"),
             "USER 1000:1000".into(),
             "WORKDIR /home/developer".into(),
             "ENV HOME=/home/developer".into(),
@@ -163,13 +193,22 @@ fn rootfs(busybox: &Path) -> Result<Vec<u8>, RuntimeError> {
             mode: 0o755,
         },
     )?;
-    add(
+    // Home, the runtimes' state directories and the shared folder: volumes mounted over them
+    // take their owner from here when fresh (the agent image contract).
+    for dir in [
         "home/developer",
-        Entry::Dir {
-            uid: 1000,
-            mode: 0o755,
-        },
-    )?;
+        "home/developer/.claude",
+        "home/developer/.gemini",
+        "home/developer/shared-out",
+    ] {
+        add(
+            dir,
+            Entry::Dir {
+                uid: 1000,
+                mode: 0o755,
+            },
+        )?;
+    }
     add(
         "bin/busybox",
         Entry::File {

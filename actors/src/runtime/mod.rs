@@ -33,6 +33,11 @@ pub mod labels {
     /// Digest of the [`ContainerSpec`](super::ContainerSpec) the container was created from; a
     /// container whose digest differs from the desired spec is recreated on its next start.
     pub const SPEC: &str = "flotilla.spec";
+    /// Set on flotilla's short-lived helper containers (`writer`): never started, always
+    /// disposable; recovery removes any left behind.
+    pub const ROLE: &str = "flotilla.role";
+    /// Ids of the producers whose shared folders the container mounts, comma-separated.
+    pub const CONSUMES: &str = "flotilla.consumes";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +114,8 @@ pub struct ContainerInfo {
     pub labels: BTreeMap<String, String>,
     /// When the container last started (known from an inspect, not from a list).
     pub started_at: Option<DateTime<Utc>>,
+    /// The kernel's OOM killer ended its last run (known from an inspect, not from a list).
+    pub oom_killed: bool,
 }
 
 impl ContainerInfo {
@@ -152,11 +159,74 @@ pub struct StatsReading {
     pub network_tx_bytes: u64,
 }
 
+/// Something that happened to a container, from the runtime's event stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeEvent {
+    pub container_id: String,
+    /// `start`, `die`, `oom`, `destroy`, ... as the runtime names them.
+    pub action: String,
+    pub labels: BTreeMap<String, String>,
+    /// For `die`.
+    pub exit_code: Option<i64>,
+}
+
+/// A stream of container events.
+pub type EventStream = BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
+
 /// Facts about the host, used to validate resource requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostInfo {
     pub cpus: i64,
     pub memory_bytes: i64,
+}
+
+/// The size of a terminal, in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtySize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// A process to run inside a running container with its standard streams attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    /// `name`, `uid` or `uid:gid` the process runs as.
+    pub user: String,
+    pub working_dir: String,
+    /// `NAME=value` entries added to the container's environment.
+    pub env: Vec<String>,
+    /// Give the process a pseudo-terminal of this size (from its start where the runtime
+    /// allows, else within milliseconds of it). Its stdout and stderr then arrive merged,
+    /// as the terminal shows them, all as [`ExecOutput::Stdout`].
+    pub tty: Option<TtySize>,
+}
+
+/// A chunk of an attached exec's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecOutput {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// An exec running with its streams attached (see [`ContainerRuntime::exec_attached`]).
+pub struct AttachedExec {
+    /// The runtime's id of the exec, for [`ContainerRuntime::resize_exec`] and
+    /// [`ContainerRuntime::exec_exit_code`].
+    pub id: String,
+    /// The process's output; ends once the process has exited and everything it wrote was
+    /// delivered. Not bounded in time: an interactive shell runs as long as it likes.
+    pub output: BoxStream<'static, Result<ExecOutput, RuntimeError>>,
+    /// The process's stdin; shutting it down closes the process's stdin (end of input).
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+impl std::fmt::Debug for AttachedExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AttachedExec")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The operations agent actors need from a container runtime. Implementations must be cheap to
@@ -229,6 +299,22 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// The container's output from the last `tail` lines on, live, until the stream is dropped.
     fn follow_logs(&self, id: &str, tail: u64) -> ByteStream;
 
+    /// Container events (from now on) of containers carrying `label=value`. Ends or fails when
+    /// the connection to the runtime does; the caller resubscribes.
+    fn container_events(&self, label: &str, value: &str) -> EventStream;
+
     /// One stats reading (one-shot: no waiting for a second sample).
     async fn stats(&self, id: &str) -> Result<StatsReading, RuntimeError>;
+
+    /// Start `spec` in the running container `id` with stdin, stdout and stderr attached.
+    /// Starting is bounded in time; the process itself then runs as long as it likes. A
+    /// container that is not running is `Conflict`, a missing one `NotFound`.
+    async fn exec_attached(&self, id: &str, spec: &ExecSpec) -> Result<AttachedExec, RuntimeError>;
+
+    /// Resize the terminal of an exec started with a TTY.
+    async fn resize_exec(&self, exec_id: &str, size: TtySize) -> Result<(), RuntimeError>;
+
+    /// The exit code of an exec, `None` while it still runs. Ask after its output has ended:
+    /// the runtime may only know the code once the output is drained.
+    async fn exec_exit_code(&self, exec_id: &str) -> Result<Option<i64>, RuntimeError>;
 }

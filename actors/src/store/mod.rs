@@ -5,7 +5,9 @@
 //! multi-row change is one transaction. SurrealDB reports retryable transaction conflicts under
 //! concurrent writes; [`Store::run`] retries those a few times before giving up.
 
+mod credentials;
 mod rows;
+mod ssh;
 
 use std::time::Duration;
 
@@ -29,6 +31,22 @@ const SCHEMA: &[(&str, &str)] = &[
     (
         "002_avatars.surql",
         include_str!("../../../schema/002_avatars.surql"),
+    ),
+    (
+        "003_ssh_keys.surql",
+        include_str!("../../../schema/003_ssh_keys.surql"),
+    ),
+    (
+        "004_agent_settings.surql",
+        include_str!("../../../schema/004_agent_settings.surql"),
+    ),
+    (
+        "005_credentials.surql",
+        include_str!("../../../schema/005_credentials.surql"),
+    ),
+    (
+        "006_folders.surql",
+        include_str!("../../../schema/006_folders.surql"),
     ),
 ];
 
@@ -206,7 +224,8 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Delete an agent's row, its port lease and its shares, in one transaction.
+    /// Delete an agent's row, its port lease, its shares, its avatar, its SSH keys and its
+    /// credential vault, in one transaction.
     pub async fn delete_agent(&self, id: AgentId) -> Result<(), FleetError> {
         let statement = Statement::new(
             "BEGIN TRANSACTION;
@@ -214,6 +233,8 @@ impl Store {
              DELETE port_lease WHERE agent = $key;
              DELETE share WHERE agent = $key;
              DELETE type::record('avatar', $key);
+             DELETE ssh_key WHERE agent = $key;
+             DELETE type::record('credential_vault', $key);
              COMMIT TRANSACTION;",
         )
         .bind("key", id.to_string());
@@ -330,7 +351,6 @@ impl Store {
     }
 
     /// Insert a share; `Conflict` if the agent is already shared with that email.
-    #[allow(dead_code)] // used by the sharing endpoints
     pub async fn insert_share(&self, share: &Share) -> Result<(), FleetError> {
         let statement =
             Statement::new("CREATE type::record('share', $key) CONTENT $share RETURN NONE;")
@@ -341,6 +361,13 @@ impl Store {
         })
         .await
         .map(|_| ())
+    }
+
+    /// Delete a share.
+    pub async fn delete_share(&self, id: &str) -> Result<(), FleetError> {
+        let statement =
+            Statement::new("DELETE type::record('share', $key);").bind("key", id.to_string());
+        self.run(statement, FleetError::Store).await.map(|_| ())
     }
 }
 

@@ -6,7 +6,13 @@ use surrealdb::types::{SurrealValue, Value};
 
 use crate::access::Share;
 use crate::error::FleetError;
-use crate::model::{AgentId, AgentRecord, Phase, Resources, Role, User};
+use crate::model::{
+    AgentId, AgentRecord, DEFAULT_EXECUTION_TIMEOUT, Phase, ReadOnlyPatterns, Resources, Role, User,
+};
+
+fn default_timeout() -> i64 {
+    DEFAULT_EXECUTION_TIMEOUT
+}
 
 fn corrupt(table: &str, what: impl std::fmt::Display) -> FleetError {
     FleetError::Store(format!("unreadable {table} row: {what}"))
@@ -33,6 +39,16 @@ pub(super) struct AgentContent {
     read_only_enabled: bool,
     #[surreal(default)]
     avatar_version: i64,
+    #[surreal(default)]
+    read_only_blocked: Vec<String>,
+    #[surreal(default)]
+    read_only_allowed: Vec<String>,
+    #[surreal(default = "default_timeout")]
+    execution_timeout_seconds: i64,
+    #[surreal(default)]
+    expose_enabled: bool,
+    #[surreal(default)]
+    consume_enabled: bool,
     created: DateTime<Utc>,
     phase: String,
 }
@@ -56,6 +72,11 @@ impl From<&AgentRecord> for AgentContent {
             autonomy_enabled: r.autonomy_enabled,
             read_only_enabled: r.read_only_enabled,
             avatar_version: r.avatar_version,
+            read_only_blocked: r.read_only_patterns.blocked_patterns.clone(),
+            read_only_allowed: r.read_only_patterns.allowed_patterns.clone(),
+            execution_timeout_seconds: r.execution_timeout_seconds,
+            expose_enabled: r.expose_enabled,
+            consume_enabled: r.consume_enabled,
             created: r.created,
             phase: r.phase.as_str().to_string(),
         }
@@ -104,6 +125,13 @@ impl AgentRow {
             autonomy_enabled: c.autonomy_enabled,
             read_only_enabled: c.read_only_enabled,
             avatar_version: c.avatar_version,
+            read_only_patterns: ReadOnlyPatterns {
+                blocked_patterns: c.read_only_blocked,
+                allowed_patterns: c.read_only_allowed,
+            },
+            execution_timeout_seconds: c.execution_timeout_seconds,
+            expose_enabled: c.expose_enabled,
+            consume_enabled: c.consume_enabled,
             created: c.created,
         })
     }
