@@ -76,6 +76,10 @@ pub struct Config {
     pub api_burst: u32,
     /// Most Docker-mutating calls in flight at once, fleet-wide.
     pub docker_concurrency: usize,
+    /// Test-only fault injection (`flotilla_actors::faults`). Not an environment setting:
+    /// [`Config::from_env`] always leaves it `None`; only tests that build a `Config` by hand
+    /// set it.
+    pub test_faults: Option<flotilla_actors::faults::FaultPlan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,7 @@ impl Default for Config {
             api_rate_per_second: 50,
             api_burst: 100,
             docker_concurrency: flotilla_actors::runtime::docker::DEFAULT_MUTATION_LIMIT,
+            test_faults: None,
         }
     }
 }
@@ -287,6 +292,7 @@ impl Config {
         fleet.ssh_bind = self.ssh_bind;
         fleet.ssh_host = self.ssh_host.clone();
         fleet.ssh_min_ttl = self.ssh_min_ttl;
+        fleet.faults = self.test_faults.clone();
         fleet
     }
 }

@@ -1,7 +1,9 @@
 //! The OpenAPI document, served at `/openapi.json`, with Swagger UI at `/docs` (vendored into
 //! the binary: no CDN, no network). Every route in `routes::configure` is listed here.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
@@ -21,6 +23,8 @@ use crate::routes;
         routes::users::me,
         routes::users::list,
         routes::users::create,
+        routes::users::change_password,
+        routes::users::delete,
         routes::admin::orphans,
         routes::agents::list,
         routes::agents::create,
@@ -59,7 +63,7 @@ use crate::routes;
         routes::credentials::import,
         routes::templates::list,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "auth", description = "Login and logout"),
         (name = "users", description = "User accounts"),
@@ -97,5 +101,108 @@ impl Modify for BearerAuth {
             "metrics_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Answers any operation can give for reasons of its own kind rather than its own logic,
+/// documented on every operation they apply to (so that clients, and schema checkers such as
+/// schemathesis, know them): 429 on every bearer-protected operation (the per-user rate limit),
+/// and 400 (malformed JSON), 413 (body too large) and 415 (wrong content type) on every
+/// operation that takes a body. It also makes every `operationId` unique (utoipa names an
+/// operation after its handler function, and several handlers share a name: `list`, `create`,
+/// `get`, ...): a shared name is prefixed with the operation's tag, or failing that, named
+/// after its method and path.
+struct CommonResponses;
+
+impl CommonResponses {
+    fn add(operation: &mut Operation, status: &str, description: &str) {
+        let responses = &mut operation.responses.responses;
+        if responses.contains_key(status) {
+            return;
+        }
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build();
+        let response = ResponseBuilder::new()
+            .description(description)
+            .content("application/json", content)
+            .build();
+        responses.insert(status.to_string(), RefOr::T(response));
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for item in openapi.paths.paths.values() {
+            for operation in [&item.get, &item.put, &item.post, &item.delete]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(id) = &operation.operation_id {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut taken: std::collections::HashSet<String> = seen
+            .iter()
+            .filter(|(_, n)| **n == 1)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                ("get", item.get.as_mut()),
+                ("put", item.put.as_mut()),
+                ("post", item.post.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation else { continue };
+                let Some(id) = operation.operation_id.clone() else {
+                    continue;
+                };
+                if seen.get(&id).copied().unwrap_or(0) <= 1 {
+                    continue;
+                }
+                let tag = operation
+                    .tags
+                    .as_ref()
+                    .and_then(|t| t.first())
+                    .cloned()
+                    .unwrap_or_default();
+                let mut unique = format!("{tag}_{id}");
+                if !taken.insert(unique.clone()) {
+                    unique = format!("{method}{}", path.replace(['/', '{', '}', '-'], "_"));
+                    taken.insert(unique.clone());
+                }
+                operation.operation_id = Some(unique);
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let bearer = operation.security.as_ref().is_some_and(|requirements| {
+                    serde_json::to_value(requirements)
+                        .is_ok_and(|v| v.to_string().contains("\"bearer\""))
+                });
+                if bearer {
+                    Self::add(
+                        operation,
+                        "429",
+                        "Too many requests from this user (see `Retry-After`)",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    Self::add(operation, "400", "The body is not well-formed");
+                    Self::add(operation, "413", "The body is too large");
+                    Self::add(operation, "415", "The body has the wrong content type");
+                }
+            }
+        }
     }
 }

@@ -59,6 +59,10 @@ impl Accounts {
             .insert(user.username.clone(), Arc::new(user));
     }
 
+    pub(crate) fn remove_user(&self, username: &str) {
+        self.inner.users.remove(username);
+    }
+
     pub(crate) fn revoke(&self, jti: String, expires_at: i64) {
         self.inner.revoked.insert(jti, expires_at);
     }

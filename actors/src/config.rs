@@ -45,6 +45,9 @@ pub struct FleetConfig {
     /// Shortest lifetime an SSH access key may be given: 6 minutes (0.1 h, the API's bound).
     /// Lowered only by tests, to watch a key expire without waiting minutes.
     pub ssh_min_ttl: Duration,
+    /// Test-only fault injection (see [`crate::faults`]); always `None` outside tests: nothing
+    /// reads it from the environment or a file.
+    pub faults: Option<crate::faults::FaultPlan>,
 }
 
 impl FleetConfig {
@@ -67,6 +70,7 @@ impl FleetConfig {
             ssh_host: "127.0.0.1".into(),
             ssh_bind: std::net::IpAddr::from([127, 0, 0, 1]),
             ssh_min_ttl: Duration::from_secs(360),
+            faults: None,
         }
     }
 }

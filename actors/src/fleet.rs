@@ -28,7 +28,7 @@ use crate::registry::messages::*;
 use crate::runtime::{ContainerInfo, ContainerRuntime, HostInfo, labels};
 use crate::sharing::SharingActor;
 use crate::store::Store;
-use crate::supervisor::messages::{Shutdown, SpawnAgent};
+use crate::supervisor::messages::{Draining, Shutdown, SpawnAgent};
 use crate::supervisor::{self, AgentMap, Supervisor};
 use crate::templates::TemplateCatalog;
 use crate::validate;
@@ -253,6 +253,10 @@ impl Fleet {
     /// inside an actor are cut at their next await point; none is started afterwards. The store
     /// needs no flush: every commit is durable when acknowledged.
     pub async fn shutdown(&self) {
+        // First, so that actors stopping while everything winds down are not restarted.
+        if let Err(error) = self.inner.supervisor.send(Draining).await {
+            warn!(%error, "supervisor already gone at shutdown");
+        }
         if let Some(watcher) = self.inner.watcher.get() {
             watcher.shutdown();
         }
@@ -384,6 +388,12 @@ impl Fleet {
     async fn provision(&self, draft: AgentRecord) -> Result<Arc<AgentView>, FleetError> {
         let id = draft.id;
         let name = draft.name.clone();
+        // Reach Docker before writing anything, so an unreachable daemon fails the create with
+        // no row, no lease and nothing to roll back (503).
+        self.inner
+            .runtime
+            .list_containers(labels::AGENT_ID, &id.to_string())
+            .await?;
         let record = self
             .inner
             .registry
@@ -394,21 +404,18 @@ impl Fleet {
             .inner
             .supervisor
             .send(SpawnAgent {
-                state: AgentState {
-                    record,
-                    lifecycle: Lifecycle::Provisioning,
-                    container: None,
-                    started_at: None,
-                    spec_digest: None,
-                    mounted_producers: Vec::new(),
-                    outbox: Vec::new(),
-                },
+                state: AgentState::new(record, Lifecycle::Provisioning),
             })
             .await?;
         if let Err(e) = self.ask(&name, &addr, Provision).await {
-            // The actor has rolled back (or left the row for recovery); retire it either way.
+            // The actor has rolled back (or is still finishing the rollback); retire it either
+            // way. An actor that crashed is reloaded by the supervisor, which finishes the
+            // rollback: to the caller that is 503, not "not found".
             addr.do_send(RetireNow);
-            return Err(e);
+            return Err(match e {
+                FleetError::NotFound { .. } => FleetError::ActorGone,
+                e => e,
+            });
         }
         self.inner
             .directory
@@ -500,6 +507,7 @@ impl Fleet {
         let kind = crate::metrics::operation_kind::<M>();
         let in_flight = metrics.command_in_flight();
         let name = name.to_string();
+        let directory = self.inner.directory.clone();
         let request = addr.send(msg).timeout(self.inner.config.actor_timeout);
         actix::spawn(async move {
             let answer = request.await;
@@ -509,6 +517,11 @@ impl Fleet {
                     Err(FleetError::agent_not_found(name))
                 }
                 Ok(result) => result,
+                // Closed with the agent still published: its actor crashed, and the supervisor
+                // is restarting it (503, try again). Unpublished: it was deleted.
+                Err(actix::MailboxError::Closed) if directory.by_name(&name).is_some() => {
+                    Err(FleetError::ActorGone)
+                }
                 Err(actix::MailboxError::Closed) => Err(FleetError::agent_not_found(name)),
                 Err(e) => Err(e.into()),
             };
@@ -640,7 +653,7 @@ impl Handler<RetireNow> for AgentActor {
     type Result = ();
     fn handle(&mut self, _: RetireNow, ctx: &mut Self::Context) {
         if self.is_unprovisioned() {
-            ctx.stop();
+            self.retire(ctx);
         }
     }
 }
@@ -690,6 +703,7 @@ async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>
 
     let mut unfinished = Vec::new();
     let total = records.len();
+    let mut misnamed = Vec::new();
     for record in records {
         let phase = record.phase;
         let container = by_agent.remove(&record.id.to_string());
@@ -697,23 +711,32 @@ async fn recover(inner: &Inner, records: Vec<AgentRecord>) -> Result<Vec<Orphan>
             Phase::Ready => Lifecycle::Stopped,
             Phase::Provisioning | Phase::Deleting => Lifecycle::Deleting,
         };
+        // A container still named after an old name (the server died between a rename's
+        // registry write and its Docker rename) is renamed before serving.
+        let wrong_name = container
+            .as_ref()
+            .is_some_and(|c| c.name != crate::agent::spec::container_name(&record.name));
         let addr = inner
             .supervisor
             .send(SpawnAgent {
-                state: AgentState {
-                    record,
-                    lifecycle,
-                    container: None,
-                    started_at: None,
-                    spec_digest: None,
-                    mounted_producers: Vec::new(),
-                    outbox: Vec::new(),
-                },
+                state: AgentState::new(record, lifecycle),
             })
             .await?;
         match phase {
-            Phase::Ready => addr.send(ContainerObserved { container }).await?,
+            Phase::Ready => {
+                addr.send(ContainerObserved { container }).await?;
+                if wrong_name {
+                    misnamed.push(addr);
+                }
+            }
             Phase::Provisioning | Phase::Deleting => unfinished.push(addr),
+        }
+    }
+    for addr in misnamed {
+        match addr.send(Reconcile).await {
+            Ok(Ok(())) => info!("renamed a container left with an old name"),
+            Ok(Err(error)) => warn!(%error, "could not rename a container left with an old name"),
+            Err(error) => warn!(%error, "could not rename a container left with an old name"),
         }
     }
     for addr in unfinished {

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!  Fleet (handle: reads from snapshots, commands to actors)
-//!    ├─ Supervisor ─────── spawns/retires AgentActor × N, owns id → Addr map (DashMap)
+//!    ├─ Supervisor ─────── spawns/retires AgentActor × N, owns id → Addr map (DashMap);
+//!    │                      restarts a crashed (panicked) one from the store and Docker
 //!    ├─ AgentActor × N ─── one per agent: the only writer of its container, volumes and record;
 //!    │                      runs each command alone and to completion (AtomicResponse);
 //!    │                      publishes an AgentView to the Directory after every change
@@ -39,6 +40,9 @@
 //!   moves nothing. Every Docker object carries the `flotilla.instance` label; an instance only
 //!   sees its own.
 //! - **No cycles.** Agent actors send to the registry and sharing actors, which never call back.
+//! - **A crash costs one operation.** An agent actor whose handler panics is replaced by the
+//!   supervisor with one rebuilt from its stored record and its container; the request gets
+//!   503, other agents never notice. Removals that Docker interrupted are retried until done.
 //! - **Secrets stay sealed.** Credential files are stored only as age ciphertext, held in
 //!   zeroing, non-printing wrappers, and never appear in logs, errors, events or metrics.
 //!
@@ -58,6 +62,7 @@ pub mod credentials;
 pub mod directory;
 pub mod error;
 pub mod events;
+pub mod faults;
 pub mod files;
 pub mod fleet;
 pub mod folders;
@@ -73,6 +78,7 @@ pub mod stats;
 pub mod store;
 pub mod supervisor;
 pub mod templates;
+pub mod users;
 pub mod validate;
 pub mod watcher;
 

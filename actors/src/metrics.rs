@@ -2,8 +2,8 @@
 //! format by the server's `/metrics`.
 //!
 //! ## Per agent, built at scrape time
-//! Labels `agent` (the name) and `id` (immutable, so series can be joined across a rename). The
-//! [`AgentCollector`] builds these families from the [`Directory`] and the [`StatsBoard`] each
+//! Labels `agent` (the name) and `id` (immutable, so series can be joined across a rename).
+//! The [`AgentCollector`] builds these families from the [`Directory`] and the [`StatsBoard`] each
 //! time it is scraped, so a deleted agent's series disappear with its snapshot (there is nothing
 //! to remove), and a scrape never calls Docker nor waits for an actor:
 //!
@@ -41,14 +41,13 @@
 //!
 //! [`Fleet`]: crate::fleet::Fleet
 
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use prometheus::core::{Collector, Desc};
-use prometheus::proto::MetricFamily;
+use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
-    CounterVec, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::directory::Directory;
@@ -435,235 +434,141 @@ impl Fleet {
 
 // ---- per-agent families, built at scrape time ---------------------------------------------
 
-/// The metric vectors one scrape fills. Reset and refilled under [`AgentCollector::families`]'
-/// lock, so two concurrent scrapes never mix their values.
-struct Families {
-    status: IntGaugeVec,
-    restarts: IntCounterVec,
-    cpu: CounterVec,
-    memory: IntGaugeVec,
-    memory_limit: IntGaugeVec,
-    rx: IntCounterVec,
-    tx: IntCounterVec,
-    last_seen: GaugeVec,
-    agents: IntGaugeVec,
-    cycles: IntCounter,
-    skipped_cycles: IntCounter,
-    failed_readings: IntCounter,
-    last_cycle: prometheus::Gauge,
+/// Name, help text, type and label names of a family the [`AgentCollector`] builds.
+struct FamilySpec {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    labels: &'static [&'static str],
 }
 
-impl Families {
-    fn new() -> Result<Self, prometheus::Error> {
-        let agent = &["agent", "id"];
-        Ok(Self {
-            status: IntGaugeVec::new(
-                Opts::new(
-                    "flotilla_agent_status",
-                    "The agent's status (the series with its current status is 1)",
-                ),
-                &["agent", "id", "status"],
-            )?,
-            restarts: IntCounterVec::new(
-                Opts::new(
-                    "flotilla_agent_restarts_total",
-                    "Container starts after the first one this server saw (restart policy, start after stop, recreate)",
-                ),
-                agent,
-            )?,
-            cpu: CounterVec::new(
-                Opts::new(
-                    "flotilla_agent_cpu_seconds_total",
-                    "CPU time used by the agent's current container",
-                ),
-                agent,
-            )?,
-            memory: IntGaugeVec::new(
-                Opts::new(
-                    "flotilla_agent_memory_working_set_bytes",
-                    "Memory in use by the agent's container, page cache excluded",
-                ),
-                agent,
-            )?,
-            memory_limit: IntGaugeVec::new(
-                Opts::new(
-                    "flotilla_agent_memory_limit_bytes",
-                    "The agent container's memory limit",
-                ),
-                agent,
-            )?,
-            rx: IntCounterVec::new(
-                Opts::new(
-                    "flotilla_agent_network_receive_bytes_total",
-                    "Bytes received by the agent's current container",
-                ),
-                agent,
-            )?,
-            tx: IntCounterVec::new(
-                Opts::new(
-                    "flotilla_agent_network_transmit_bytes_total",
-                    "Bytes sent by the agent's current container",
-                ),
-                agent,
-            )?,
-            last_seen: GaugeVec::new(
-                Opts::new(
-                    "flotilla_agent_last_seen_timestamp_seconds",
-                    "When the agent's latest stats sample was taken (Unix time)",
-                ),
-                agent,
-            )?,
-            agents: IntGaugeVec::new(
-                Opts::new("flotilla_agents", "Agents by status"),
-                &["status"],
-            )?,
-            cycles: IntCounter::new(
-                "flotilla_stats_cycles_total",
-                "Stats sampling cycles completed",
-            )?,
-            skipped_cycles: IntCounter::new(
-                "flotilla_stats_skipped_cycles_total",
-                "Stats sampling ticks skipped because the previous cycle was still running",
-            )?,
-            failed_readings: IntCounter::new(
-                "flotilla_stats_failed_readings_total",
-                "Stats readings that failed or timed out",
-            )?,
-            last_cycle: prometheus::Gauge::new(
-                "flotilla_stats_last_cycle_seconds",
-                "Duration of the last completed stats sampling cycle",
-            )?,
-        })
-    }
+const AGENT_LABELS: &[&str] = &["agent", "id"];
 
-    fn collectors(&self) -> [&dyn Collector; 13] {
-        [
-            &self.status,
-            &self.restarts,
-            &self.cpu,
-            &self.memory,
-            &self.memory_limit,
-            &self.rx,
-            &self.tx,
-            &self.last_seen,
-            &self.agents,
-            &self.cycles,
-            &self.skipped_cycles,
-            &self.failed_readings,
-            &self.last_cycle,
-        ]
-    }
-}
+const AGENT_STATUS: FamilySpec = FamilySpec {
+    name: "flotilla_agent_status",
+    help: "The agent's status (the series with its current status is 1)",
+    kind: MetricType::GAUGE,
+    labels: &["agent", "id", "status"],
+};
+const AGENT_RESTARTS: FamilySpec = FamilySpec {
+    name: "flotilla_agent_restarts_total",
+    help: "Container starts after the first one this server saw (restart policy, start after stop, recreate)",
+    kind: MetricType::COUNTER,
+    labels: AGENT_LABELS,
+};
+const AGENT_CPU: FamilySpec = FamilySpec {
+    name: "flotilla_agent_cpu_seconds_total",
+    help: "CPU time used by the agent's current container",
+    kind: MetricType::COUNTER,
+    labels: AGENT_LABELS,
+};
+const AGENT_MEMORY: FamilySpec = FamilySpec {
+    name: "flotilla_agent_memory_working_set_bytes",
+    help: "Memory in use by the agent's container, page cache excluded",
+    kind: MetricType::GAUGE,
+    labels: AGENT_LABELS,
+};
+const AGENT_MEMORY_LIMIT: FamilySpec = FamilySpec {
+    name: "flotilla_agent_memory_limit_bytes",
+    help: "The agent container's memory limit",
+    kind: MetricType::GAUGE,
+    labels: AGENT_LABELS,
+};
+const AGENT_RX: FamilySpec = FamilySpec {
+    name: "flotilla_agent_network_receive_bytes_total",
+    help: "Bytes received by the agent's current container",
+    kind: MetricType::COUNTER,
+    labels: AGENT_LABELS,
+};
+const AGENT_TX: FamilySpec = FamilySpec {
+    name: "flotilla_agent_network_transmit_bytes_total",
+    help: "Bytes sent by the agent's current container",
+    kind: MetricType::COUNTER,
+    labels: AGENT_LABELS,
+};
+const AGENT_LAST_SEEN: FamilySpec = FamilySpec {
+    name: "flotilla_agent_last_seen_timestamp_seconds",
+    help: "When the agent's latest stats sample was taken (Unix time)",
+    kind: MetricType::GAUGE,
+    labels: AGENT_LABELS,
+};
+const AGENTS: FamilySpec = FamilySpec {
+    name: "flotilla_agents",
+    help: "Agents by status",
+    kind: MetricType::GAUGE,
+    labels: &["status"],
+};
+const STATS_CYCLES: FamilySpec = FamilySpec {
+    name: "flotilla_stats_cycles_total",
+    help: "Stats sampling cycles completed",
+    kind: MetricType::COUNTER,
+    labels: &[],
+};
+const STATS_SKIPPED: FamilySpec = FamilySpec {
+    name: "flotilla_stats_skipped_cycles_total",
+    help: "Stats sampling ticks skipped because the previous cycle was still running",
+    kind: MetricType::COUNTER,
+    labels: &[],
+};
+const STATS_FAILED: FamilySpec = FamilySpec {
+    name: "flotilla_stats_failed_readings_total",
+    help: "Stats readings that failed or timed out",
+    kind: MetricType::COUNTER,
+    labels: &[],
+};
+const STATS_LAST_CYCLE: FamilySpec = FamilySpec {
+    name: "flotilla_stats_last_cycle_seconds",
+    help: "Duration of the last completed stats sampling cycle",
+    kind: MetricType::GAUGE,
+    labels: &[],
+};
+
+/// Every family the collector builds, in the order it builds them.
+const FAMILIES: [&FamilySpec; 13] = [
+    &AGENT_STATUS,
+    &AGENT_RESTARTS,
+    &AGENT_CPU,
+    &AGENT_MEMORY,
+    &AGENT_MEMORY_LIMIT,
+    &AGENT_RX,
+    &AGENT_TX,
+    &AGENT_LAST_SEEN,
+    &AGENTS,
+    &STATS_CYCLES,
+    &STATS_SKIPPED,
+    &STATS_FAILED,
+    &STATS_LAST_CYCLE,
+];
 
 /// Builds the per-agent families (and the sampler's counters) from the directory and the stats
-/// board at each scrape: no stored per-agent state, so nothing goes stale.
+/// board at each scrape, as plain metric families that the registry sorts and the prometheus
+/// encoder writes: no stored per-agent state, so nothing goes stale, and no metric vectors to
+/// reset and refill under a lock (one pass over the snapshots).
 pub struct AgentCollector {
     directory: Directory,
     board: StatsBoard,
-    families: Mutex<Families>,
-    /// Copies of the families' descriptions, for [`Collector::desc`].
     descs: Vec<Desc>,
 }
 
 impl AgentCollector {
     fn new(directory: Directory, board: StatsBoard) -> Result<Self, FleetError> {
-        let families = Families::new().map_err(metric_error)?;
-        let descs = families
-            .collectors()
+        let descs = FAMILIES
             .iter()
-            .flat_map(|c| c.desc())
-            .cloned()
-            .collect();
+            .map(|f| {
+                Desc::new(
+                    f.name.to_string(),
+                    f.help.to_string(),
+                    f.labels.iter().map(|l| l.to_string()).collect(),
+                    Default::default(),
+                )
+            })
+            .collect::<Result<_, _>>()
+            .map_err(metric_error)?;
         Ok(Self {
             directory,
             board,
-            families: Mutex::new(families),
             descs,
         })
-    }
-
-    fn fill(&self, f: &Families) {
-        for c in [
-            &f.status as &dyn Resettable,
-            &f.restarts,
-            &f.cpu,
-            &f.memory,
-            &f.memory_limit,
-            &f.rx,
-            &f.tx,
-            &f.last_seen,
-            &f.agents,
-        ] {
-            c.reset_all();
-        }
-        let mut by_status = [0i64; STATUSES.len()];
-        for view in self.directory.all() {
-            let record = &view.record;
-            let id = record.id.to_string();
-            let labels = [record.name.as_str(), id.as_str()];
-            let status = view.status;
-            if let Some(i) = STATUSES.iter().position(|s| *s == status) {
-                by_status[i] += 1;
-            }
-            f.status
-                .with_label_values(&[record.name.as_str(), id.as_str(), status.as_str()])
-                .set(1);
-            f.restarts
-                .with_label_values(&labels)
-                .inc_by(self.directory.restarts(record.id));
-            let sample = self
-                .board
-                .get(record.id)
-                .filter(|s| view.container_id.as_deref() == Some(s.container_id.as_str()));
-            if status != Status::Running {
-                continue;
-            }
-            let Some(sample) = sample else {
-                continue;
-            };
-            let reading = &sample.reading;
-            f.cpu
-                .with_label_values(&labels)
-                .inc_by(reading.cpu_total_ns as f64 / 1e9);
-            f.memory
-                .with_label_values(&labels)
-                .set(saturating_i64(reading.memory_used_bytes));
-            f.memory_limit
-                .with_label_values(&labels)
-                .set(saturating_i64(reading.memory_limit_bytes));
-            f.rx.with_label_values(&labels)
-                .inc_by(reading.network_rx_bytes);
-            f.tx.with_label_values(&labels)
-                .inc_by(reading.network_tx_bytes);
-            f.last_seen
-                .with_label_values(&labels)
-                .set(reading.read_at.timestamp_millis() as f64 / 1000.0);
-        }
-        for (status, count) in STATUSES.iter().zip(by_status) {
-            f.agents.with_label_values(&[status.as_str()]).set(count);
-        }
-        f.cycles.reset();
-        f.cycles.inc_by(self.board.cycles());
-        f.skipped_cycles.reset();
-        f.skipped_cycles.inc_by(self.board.skipped_cycles());
-        f.failed_readings.reset();
-        f.failed_readings.inc_by(self.board.failed_readings());
-        f.last_cycle.set(self.board.last_cycle().as_secs_f64());
-    }
-}
-
-fn saturating_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-/// `reset()` of the metric vectors, whatever their value type.
-trait Resettable {
-    fn reset_all(&self);
-}
-
-impl<T: prometheus::core::MetricVecBuilder> Resettable for prometheus::core::MetricVec<T> {
-    fn reset_all(&self) {
-        self.reset();
     }
 }
 
@@ -673,16 +578,118 @@ impl Collector for AgentCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let Ok(families) = self.families.lock() else {
-            return Vec::new();
-        };
-        self.fill(&families);
-        families
-            .collectors()
+        let views = self.directory.all();
+        let mut families: [Vec<Metric>; 8] = Default::default();
+        let [status, restarts, cpu, memory, limit, rx, tx, last_seen] = &mut families;
+        for family in [&mut *status, &mut *restarts] {
+            family.reserve(views.len());
+        }
+        let mut by_status = [0u64; STATUSES.len()];
+        for view in views.iter() {
+            let record = &view.record;
+            if let Some(i) = STATUSES.iter().position(|s| *s == view.status) {
+                by_status[i] += 1;
+            }
+            let labels = vec![
+                label_pair("agent", &record.name),
+                label_pair("id", &record.id.to_string()),
+            ];
+            let mut with_status = labels.clone();
+            with_status.push(label_pair("status", view.status.as_str()));
+            status.push(metric(with_status, MetricType::GAUGE, 1.0));
+            restarts.push(metric(
+                labels.clone(),
+                MetricType::COUNTER,
+                self.directory.restarts(record.id) as f64,
+            ));
+            if view.status != Status::Running {
+                continue;
+            }
+            let Some(sample) = self
+                .board
+                .get(record.id)
+                .filter(|s| view.container_id.as_deref() == Some(s.container_id.as_str()))
+            else {
+                continue;
+            };
+            let r = &sample.reading;
+            for (family, spec, value) in [
+                (&mut *cpu, &AGENT_CPU, r.cpu_total_ns as f64 / 1e9),
+                (&mut *memory, &AGENT_MEMORY, r.memory_used_bytes as f64),
+                (
+                    &mut *limit,
+                    &AGENT_MEMORY_LIMIT,
+                    r.memory_limit_bytes as f64,
+                ),
+                (&mut *rx, &AGENT_RX, r.network_rx_bytes as f64),
+                (&mut *tx, &AGENT_TX, r.network_tx_bytes as f64),
+                (
+                    &mut *last_seen,
+                    &AGENT_LAST_SEEN,
+                    r.read_at.timestamp_millis() as f64 / 1000.0,
+                ),
+            ] {
+                family.push(metric(labels.clone(), spec.kind, value));
+            }
+        }
+        let agents = STATUSES
             .iter()
-            .flat_map(|c| c.collect())
+            .zip(by_status)
+            .map(|(s, n)| {
+                metric(
+                    vec![label_pair("status", s.as_str())],
+                    MetricType::GAUGE,
+                    n as f64,
+                )
+            })
+            .collect();
+        let sampler = [
+            (&STATS_CYCLES, self.board.cycles() as f64),
+            (&STATS_SKIPPED, self.board.skipped_cycles() as f64),
+            (&STATS_FAILED, self.board.failed_readings() as f64),
+            (&STATS_LAST_CYCLE, self.board.last_cycle().as_secs_f64()),
+        ]
+        .map(|(spec, v)| (spec, vec![metric(Vec::new(), spec.kind, v)]));
+        FAMILIES
+            .iter()
+            .zip(families)
+            .map(|(spec, metrics)| (*spec, metrics))
+            .chain([(&AGENTS, agents)])
+            .chain(sampler)
+            // The encoder refuses a family without series; Prometheus' own leave them out.
+            .filter(|(_, metrics)| !metrics.is_empty())
+            .map(|(spec, metrics)| {
+                let mut family = MetricFamily::default();
+                family.set_name(spec.name.to_string());
+                family.set_help(spec.help.to_string());
+                family.set_field_type(spec.kind);
+                family.set_metric(metrics);
+                family
+            })
             .collect()
     }
+}
+
+fn label_pair(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_string());
+    pair.set_value(value.to_string());
+    pair
+}
+
+/// One series: a gauge or a counter with `value`.
+fn metric(labels: Vec<LabelPair>, kind: MetricType, value: f64) -> Metric {
+    let mut metric = Metric::from_label(labels);
+    if kind == MetricType::COUNTER {
+        let mut counter = Counter::default();
+        counter.set_value(value);
+        metric.set_counter(counter);
+    } else {
+        let mut gauge = Gauge::default();
+        gauge.set_value(value);
+        metric.set_gauge(gauge);
+    }
+    metric
 }
 
 #[cfg(test)]

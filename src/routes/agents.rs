@@ -86,7 +86,15 @@ pub struct AgentDetail {
 }
 
 impl AgentSummary {
-    fn new(who: &Auth, view: &AgentView, level: AccessLevel) -> Self {
+    /// The `GET /api/agents` body: one summary per visible agent, in the order given.
+    pub fn list(who: &Auth, visible: &[Visible]) -> Vec<Self> {
+        visible
+            .iter()
+            .map(|v| Self::new(who, &v.view, v.level))
+            .collect()
+    }
+
+    pub fn new(who: &Auth, view: &AgentView, level: AccessLevel) -> Self {
         let r = &view.record;
         Self {
             name: r.name.clone(),
@@ -118,12 +126,22 @@ impl AgentSummary {
 
 impl AgentDetail {
     fn new(who: &Auth, state: &AppState, visible: &Visible) -> Self {
+        // Only managers see the shares: skip the lookup for everyone else.
+        let shares = match visible.level {
+            AccessLevel::Owner | AccessLevel::Admin => {
+                state.fleet.shares_of(visible.view.record.id)
+            }
+            AccessLevel::Shared => Vec::new(),
+        };
+        Self::with_shares(who, visible, &shares)
+    }
+
+    /// The detail of `visible`, whose shares are `shares` (shown to its owner and admins only).
+    pub fn with_shares(who: &Auth, visible: &Visible, shares: &[Share]) -> Self {
         let view = &visible.view;
         let manager = matches!(visible.level, AccessLevel::Owner | AccessLevel::Admin);
         let shares = manager.then(|| {
-            state
-                .fleet
-                .shares_of(view.record.id)
+            shares
                 .iter()
                 .map(|s| ShareBody::new(s, &view.record.name))
                 .collect()
@@ -161,13 +179,8 @@ pub async fn list(
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let agents: Vec<AgentSummary> = state
-        .fleet
-        .list_agents(&auth.principal, &tags)
-        .iter()
-        .map(|v| AgentSummary::new(&auth, &v.view, v.level))
-        .collect();
-    Ok(HttpResponse::Ok().json(agents))
+    let visible = state.fleet.list_agents(&auth.principal, &tags);
+    Ok(HttpResponse::Ok().json(AgentSummary::list(&auth, &visible)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -190,6 +203,7 @@ pub struct CreateAgentRequest {
     pub runtime: Option<String>,
     pub runtime_model: Option<String>,
     /// Default `{"cpu": "2", "memory": "4g"}`.
+    #[serde(default, deserialize_with = "crate::routes::json::object_only")]
     pub resources: Option<ResourcesRequest>,
     /// Written to the runtime's instructions file (`CLAUDE.md` / `GEMINI.md`).
     pub custom_instructions: Option<String>,
@@ -209,7 +223,7 @@ pub struct CreateAgentRequest {
 pub async fn create(
     auth: Auth,
     state: web::Data<AppState>,
-    body: web::Json<CreateAgentRequest>,
+    body: crate::routes::json::JsonObject<CreateAgentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
     let (cpu, memory) = b
@@ -342,7 +356,7 @@ pub async fn rename(
     auth: Auth,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<RenameRequest>,
+    body: crate::routes::json::JsonObject<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new_name = body.into_inner().new_name;
     state

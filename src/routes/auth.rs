@@ -11,7 +11,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Longest password checked (hashing is deliberately expensive; nothing longer is ever valid).
-const MAX_PASSWORD: usize = 1024;
+pub const MAX_PASSWORD: usize = 1024;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {

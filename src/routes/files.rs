@@ -24,8 +24,10 @@ pub struct TreeQuery {
     /// workspace root).
     pub path: Option<String>,
     /// Directory levels to list, 1–32 (default 10).
+    #[param(minimum = 1, maximum = 32)]
     pub depth: Option<usize>,
     /// Most entries to list, 1–20000 (default 5000); `truncated` is set when there are more.
+    #[param(minimum = 1, maximum = 20000)]
     pub limit: Option<usize>,
 }
 
@@ -123,8 +125,9 @@ pub struct DownloadQuery {
     security(("bearer" = [])),
     params(("name" = String, Path, description = "Agent name"), DownloadQuery),
     responses(
-        (status = 200, description = "The file's bytes", content_type = "application/octet-stream",
-            body = Vec<u8>),
+        (status = 200, description = "The file's bytes, typed after its name's extension \
+            (`application/octet-stream` when unknown): any content", content_type = "*/*",
+            body = serde_json::Value),
         (status = 401, body = ErrorBody),
         (status = 404, description = "Unknown agent, or no such file", body = ErrorBody),
         (status = 409, description = "The agent has no container", body = ErrorBody),

@@ -98,7 +98,7 @@ pub async fn put(
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<ApplyQuery>,
-    body: web::Json<FoldersRequest>,
+    body: crate::routes::json::JsonObject<FoldersRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (status, outcome) = state
         .fleet

@@ -14,6 +14,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct LogsQuery {
     /// Lines from the end (default 100, at most 10000; larger values are capped).
+    #[param(minimum = 0)]
     pub tail: Option<i64>,
     /// Stream the log live (chunked `text/plain`) until the client disconnects.
     pub follow: Option<bool>,
@@ -29,7 +30,8 @@ pub struct LogsBody {
 #[utoipa::path(get, path = "/api/agents/{name}/logs", tag = "agents", security(("bearer" = [])),
     params(("name" = String, Path, description = "Agent name"), LogsQuery),
     responses(
-        (status = 200, description = "The log (JSON), or the live log (text/plain, chunked) with follow=true", body = LogsBody),
+        (status = 200, description = "The log (JSON), or the live log (text/plain, chunked) with follow=true",
+            content((LogsBody = "application/json"), (String = "text/plain"))),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "The agent has no container", body = ErrorBody),
         (status = 422, body = ErrorBody)))]

@@ -10,6 +10,7 @@ pub mod context;
 pub mod credentials;
 pub mod files;
 pub mod folders;
+pub mod json;
 pub mod logs;
 pub mod metrics;
 pub mod settings;
@@ -34,6 +35,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/api/token").route(post().to(auth::login)))
     .service(resource("/api/auth/logout").route(post().to(auth::logout)))
     .service(resource("/api/users/me").route(get().to(users::me)))
+    .service(resource("/api/users/me/password").route(put().to(users::change_password)))
+    .service(resource("/api/users/{email}").route(delete().to(users::delete)))
     .service(
         resource("/api/users")
             .route(get().to(users::list))

@@ -12,20 +12,24 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
-/// What a change did to the running agent.
-#[derive(Debug, Serialize, ToSchema)]
+/// What a change did to the running agent: present in the answer to a PUT, absent from GETs.
+/// (Two optional fields rather than an optional flattened object, whose schema — "null or an
+/// object", merged into an object — no answer could satisfy.)
+#[derive(Debug, Default, Serialize, ToSchema)]
 pub struct ChangeEffect {
     /// The running container was recreated to apply the change (same agent, volumes and port).
-    pub container_recreated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_recreated: Option<bool>,
     /// Part of the change reaches the runtime at the agent's next start.
-    pub applies_on_next_start: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applies_on_next_start: Option<bool>,
 }
 
 impl From<ConfigOutcome> for ChangeEffect {
     fn from(o: ConfigOutcome) -> Self {
         Self {
-            container_recreated: o.container_recreated,
-            applies_on_next_start: o.applies_on_next_start,
+            container_recreated: Some(o.container_recreated),
+            applies_on_next_start: Some(o.applies_on_next_start),
         }
     }
 }
@@ -36,8 +40,8 @@ impl From<ConfigOutcome> for ChangeEffect {
 pub struct AutonomyBody {
     pub agent_name: String,
     pub autonomy_enabled: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub effect: Option<ChangeEffect>,
+    #[serde(flatten)]
+    pub effect: ChangeEffect,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,7 +54,7 @@ fn autonomy_body(r: &AgentRecord, effect: Option<ChangeEffect>) -> AutonomyBody 
     AutonomyBody {
         agent_name: r.name.clone(),
         autonomy_enabled: r.autonomy_enabled,
-        effect,
+        effect: effect.unwrap_or_default(),
     }
 }
 
@@ -80,7 +84,7 @@ pub async fn put_autonomy(
     auth: Auth,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<EnabledRequest>,
+    body: crate::routes::json::JsonObject<EnabledRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let outcome = state
         .fleet
@@ -108,8 +112,8 @@ pub struct ReadOnlyBody {
     pub agent_name: String,
     pub enabled: bool,
     pub config: ReadOnlyConfig,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub effect: Option<ChangeEffect>,
+    #[serde(flatten)]
+    pub effect: ChangeEffect,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,6 +121,7 @@ pub struct ReadOnlyBody {
 pub struct ReadOnlyRequest {
     pub enabled: bool,
     /// Patterns for the runtime's hook; omitted keeps the stored ones.
+    #[serde(default, deserialize_with = "crate::routes::json::object_only")]
     pub config: Option<ReadOnlyConfig>,
 }
 
@@ -128,7 +133,7 @@ fn read_only_body(r: &AgentRecord, effect: Option<ChangeEffect>) -> ReadOnlyBody
             blocked_patterns: r.read_only_patterns.blocked_patterns.clone(),
             allowed_patterns: r.read_only_patterns.allowed_patterns.clone(),
         },
-        effect,
+        effect: effect.unwrap_or_default(),
     }
 }
 
@@ -160,7 +165,7 @@ pub async fn put_read_only(
     auth: Auth,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<ReadOnlyRequest>,
+    body: crate::routes::json::JsonObject<ReadOnlyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let change = ConfigChange::ReadOnly {
@@ -185,8 +190,8 @@ pub struct TimeoutBody {
     pub agent_name: String,
     pub execution_timeout_seconds: i64,
     pub execution_timeout_minutes: f64,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub effect: Option<ChangeEffect>,
+    #[serde(flatten)]
+    pub effect: ChangeEffect,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -202,7 +207,7 @@ fn timeout_body(r: &AgentRecord, effect: Option<ChangeEffect>) -> TimeoutBody {
         execution_timeout_seconds: r.execution_timeout_seconds,
         execution_timeout_minutes: (r.execution_timeout_seconds as f64 / 60.0 * 100.0).round()
             / 100.0,
-        effect,
+        effect: effect.unwrap_or_default(),
     }
 }
 
@@ -232,7 +237,7 @@ pub async fn put_timeout(
     auth: Auth,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<TimeoutRequest>,
+    body: crate::routes::json::JsonObject<TimeoutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let change = ConfigChange::Timeout(body.execution_timeout_seconds);
     let outcome = state

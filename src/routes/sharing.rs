@@ -29,7 +29,7 @@ pub async fn share(
     auth: Auth,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<ShareRequest>,
+    body: crate::routes::json::JsonObject<ShareRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let share = state
         .fleet

@@ -68,6 +68,16 @@ fn parse_request(body: &[u8]) -> Result<(Option<f64>, Option<String>), ApiError>
     let Value::Object(fields) = value else {
         return Err(ApiError::invalid("body", "must be a JSON object"));
     };
+    // A misspelt field must not silently fall back to a default (and issue a key anyway).
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !matches!(k.as_str(), "ttl_hours" | "public_key"))
+    {
+        return Err(ApiError::invalid(
+            "body",
+            format!("unknown field '{unknown}' (expected ttl_hours, public_key)"),
+        ));
+    }
     let ttl_hours = match fields.get("ttl_hours") {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => n.as_f64(),

@@ -1,6 +1,8 @@
-//! User accounts: who am I, and (admins) create and list users.
+//! User accounts: who am I, change my password, and (admins) create, list and delete users.
 
-use actix_web::{HttpResponse, web};
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use flotilla_actors::{Role, User, validate};
 use serde::{Deserialize, Serialize};
@@ -8,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Auth, password};
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::auth::MessageResponse;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -80,7 +83,7 @@ pub async fn list(auth: Auth, state: web::Data<AppState>) -> Result<HttpResponse
 pub async fn create(
     auth: Auth,
     state: web::Data<AppState>,
-    body: web::Json<CreateUserBody>,
+    body: crate::routes::json::JsonObject<CreateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_admin()?;
     let body = body.into_inner();
@@ -96,10 +99,87 @@ pub async fn create(
         username: email,
         role,
         password_hash: password::hash(body.password).await?,
-        token_version: 0,
+        // Starts at the creation time, not 0: tokens of a deleted account with the same email
+        // (whose versions were small) never match a re-created one.
+        token_version: Utc::now().timestamp_millis(),
         created_at: Utc::now(),
     };
     let response = UserBody::from(&user);
     state.fleet.create_user(user).await?;
     Ok(HttpResponse::Ok().json(response))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    /// At least 8 characters.
+    pub new_password: String,
+}
+
+/// Change the caller's own password. Every token issued to the caller before, this request's
+/// included, stops working at once: log in again with the new password. A wrong current
+/// password counts as a failed login for the client's address (429 once it has too many).
+#[utoipa::path(put, path = "/api/users/me/password", tag = "users", security(("bearer" = [])),
+    request_body = ChangePasswordBody,
+    responses((status = 200, body = MessageResponse),
+        (status = 401, description = "Bad token, or wrong current password", body = ErrorBody),
+        (status = 422, description = "The new password is not acceptable", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords", body = ErrorBody)))]
+pub async fn change_password(
+    req: HttpRequest,
+    auth: Auth,
+    state: web::Data<AppState>,
+    body: crate::routes::json::JsonObject<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    state.login_limiter.check(ip)?;
+    let body = body.into_inner();
+    let username = auth.principal.username.clone();
+    let user = state
+        .fleet
+        .accounts()
+        .user(&username)
+        .ok_or_else(|| ApiError::unauthorized("token's user no longer exists"))?;
+    let verified = body.current_password.len() <= crate::routes::auth::MAX_PASSWORD
+        && password::verify(body.current_password, user.password_hash.clone()).await?;
+    if !verified {
+        if let Some(limited) = state.login_limiter.record_failure(ip) {
+            return Err(limited);
+        }
+        return Err(ApiError::unauthorized(
+            "current_password: incorrect password",
+        ));
+    }
+    validate::password(&body.new_password).map_err(|e| ApiError::invalid("new_password", e))?;
+    let hash = password::hash(body.new_password).await?;
+    state.fleet.set_password(&username, hash).await?;
+    Ok(HttpResponse::Ok().json(MessageResponse {
+        message: "password changed; every earlier token of this account is revoked".into(),
+    }))
+}
+
+/// Delete a user (admin only; not `admin`, not yourself). Refused (409) while the user owns
+/// agents. Their tokens stop working at once, and the agents shared with their email are
+/// shared no more.
+#[utoipa::path(delete, path = "/api/users/{email}", tag = "users", security(("bearer" = [])),
+    params(("email" = String, Path, description = "The user's email")),
+    responses((status = 200, body = MessageResponse), (status = 401, body = ErrorBody),
+        (status = 403, description = "Not an admin; or the admin or your own account", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The user still owns agents", body = ErrorBody)))]
+pub async fn delete(
+    auth: Auth,
+    state: web::Data<AppState>,
+    email: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_admin()?;
+    let email = email.into_inner();
+    state.fleet.delete_user(&auth.principal, &email).await?;
+    Ok(HttpResponse::Ok().json(MessageResponse {
+        message: format!("user {} deleted", email.trim().to_lowercase()),
+    }))
 }

@@ -201,6 +201,28 @@ async fn stop_start_are_idempotent_and_match_docker() {
 }
 
 #[tokio::test]
+async fn start_unpauses_an_agent_paused_outside_flotilla() {
+    let app = TestApp::spawn().await;
+    let name = unique("paused");
+    app.create_small(&app.admin, &name).await;
+    let container = format!("agent-{name}");
+    let paused = std::process::Command::new("docker")
+        .args(["pause", &container])
+        .output()
+        .unwrap();
+    assert!(paused.status.success());
+    eventually(Duration::from_secs(10), "the pause to be seen", || async {
+        app.status_of(&app.admin, &name).await == "paused"
+    })
+    .await;
+    let (status, started) = body(app.start_agent(&app.admin, &name).await).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(started["started"], true);
+    assert_eq!(docker_state(&container).as_deref(), Some("running"));
+    assert_eq!(app.status_of(&app.admin, &name).await, "running");
+}
+
+#[tokio::test]
 async fn start_recreates_a_container_removed_outside_flotilla_keeping_data() {
     let app = TestApp::spawn().await;
     let name = unique("missing");

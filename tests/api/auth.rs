@@ -665,3 +665,354 @@ async fn admin_routes_refuse_a_user_with_403() {
     let orphans = expect_ok(app.get(&app.admin, "/api/admin/orphans").await, "admin").await;
     assert!(orphans.is_array(), "{orphans}");
 }
+
+// ---- algorithm confusion, password changes, deleted users (issue 7) ------------------------
+
+/// A key made by `openssl genpkey` (PEM, PKCS#8) with `args`, and its public half.
+fn openssl_key(args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+    let private = std::process::Command::new("openssl")
+        .arg("genpkey")
+        .args(args)
+        .output()
+        .expect("openssl genpkey (install openssl: .ci/deps does)");
+    assert!(private.status.success(), "{private:?}");
+    let mut child = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl pkey");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&private.stdout)
+        .unwrap();
+    let public = child.wait_with_output().unwrap();
+    assert!(public.status.success());
+    (private.stdout, public.stdout)
+}
+
+/// `openssl <args> <key file>` over `input` (given on stdin): the raw signature.
+fn openssl_sign(key: &[u8], args: &[&str], input: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("key.pem");
+    let input_path = dir.path().join("input");
+    std::fs::write(&key_path, key).unwrap();
+    std::fs::write(&input_path, input).unwrap();
+    let mut command = std::process::Command::new("openssl");
+    command.args(args).arg(&key_path);
+    if args[0] == "pkeyutl" {
+        command.arg("-in").arg(&input_path);
+    } else {
+        command.arg(&input_path);
+    }
+    let out = command.output().expect("openssl");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    let _ = std::io::stdout().flush();
+    out.stdout
+}
+
+/// A JWT with `header` over `claims`, its signature HMAC-SHA256 under `key` (whatever the
+/// header claims).
+fn hmac_signed(header: &Value, claims: &Value, key: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    // HMAC by hand (RFC 2104), so the header can say anything.
+    let mut block = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    block.resize(64, 0);
+    let inner: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner_hash = Sha256::new()
+        .chain_update(&inner)
+        .chain_update(signing_input.as_bytes())
+        .finalize();
+    let mac = Sha256::new()
+        .chain_update(&outer)
+        .chain_update(inner_hash)
+        .finalize();
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+#[tokio::test]
+async fn asymmetric_and_confused_algorithm_tokens_are_401() {
+    let app = TestApp::spawn().await;
+    let claims = fresh_claims("admin", ADMIN_TOKEN_VERSION);
+    // Sanity: the hand-made HMAC is the real one (with the right secret it is accepted).
+    let genuine = hmac_signed(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &claims,
+        JWT_SECRET.as_bytes(),
+    );
+    expect_ok(
+        app.get(&genuine, "/api/users/me").await,
+        "hand-signed HS256",
+    )
+    .await;
+
+    let (rsa_private, rsa_public) =
+        openssl_key(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    let (ec_private, _) = openssl_key(&["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let (ed_private, _) = openssl_key(&["-algorithm", "ed25519"]);
+    let signed = |alg: &str, key: &[u8], sign_args: &[&str]| {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let input = format!("{header}.{payload}");
+        let signature = openssl_sign(key, sign_args, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    };
+    let mut tokens = vec![
+        (
+            "RS256",
+            signed("RS256", &rsa_private, &["dgst", "-sha256", "-sign"]),
+        ),
+        (
+            "PS256",
+            signed(
+                "PS256",
+                &rsa_private,
+                &[
+                    "dgst",
+                    "-sha256",
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sign",
+                ],
+            ),
+        ),
+        (
+            "ES256",
+            signed("ES256", &ec_private, &["dgst", "-sha256", "-sign"]),
+        ),
+        (
+            "EdDSA",
+            signed(
+                "EdDSA",
+                &ed_private,
+                &["pkeyutl", "-sign", "-rawin", "-inkey"],
+            ),
+        ),
+        // The classic confusion: HMAC keyed with a public key, under either algorithm name.
+        (
+            "HS256 keyed with an RSA public key",
+            hmac_signed(&json!({"alg": "HS256", "typ": "JWT"}), &claims, &rsa_public),
+        ),
+        (
+            "RS256 header, HMAC keyed with an RSA public key",
+            hmac_signed(&json!({"alg": "RS256", "typ": "JWT"}), &claims, &rsa_public),
+        ),
+        // The right secret, but a header that asks for something else.
+        (
+            "RS256 header, HMAC with the real secret",
+            hmac_signed(
+                &json!({"alg": "RS256", "typ": "JWT"}),
+                &claims,
+                JWT_SECRET.as_bytes(),
+            ),
+        ),
+        (
+            "jku/kid pointing elsewhere, wrong key",
+            hmac_signed(
+                &json!({"alg": "HS256", "kid": "../../dev/null", "jku": "http://127.0.0.1:9/keys"}),
+                &claims,
+                b"",
+            ),
+        ),
+    ];
+    for alg in ["none", "None", "NONE", "nOnE", ""] {
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "typ": "JWT"}).to_string());
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        tokens.push(("alg none, any case", format!("{header}.{payload}.")));
+    }
+    for (what, token) in tokens {
+        expect_unauthorized(app.get(&token, "/api/users/me").await, what).await;
+        expect_unauthorized(app.get(&token, "/api/users").await, what).await;
+    }
+}
+
+async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Response {
+    app.put(
+        token,
+        "/api/users/me/password",
+        json!({"current_password": current, "new_password": new}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_every_older_token_of_that_user_only() {
+    let app = TestApp::spawn().await;
+    let (email, first) = new_user(&app, "pw").await;
+    let second = app.token(&email, USER_PASSWORD).await;
+    let (_, bystander) = new_user(&app, "pw-other").await;
+
+    // Refused changes change nothing.
+    let wrong = change_password(&app, &first, "not-my-password", "brand-new-password").await;
+    let detail = expect_unauthorized(wrong, "wrong current password").await;
+    assert!(detail.contains("current_password"), "{detail}");
+    let short = change_password(&app, &first, USER_PASSWORD, "short").await;
+    let detail = expect_error(short, StatusCode::UNPROCESSABLE_ENTITY, "short").await;
+    assert!(detail.contains("new_password"), "{detail}");
+    let extra = app
+        .put(
+            &first,
+            "/api/users/me/password",
+            json!({"current_password": USER_PASSWORD, "new_password": "brand-new-password", "role": "admin"}),
+        )
+        .await;
+    expect_error(extra, StatusCode::UNPROCESSABLE_ENTITY, "unknown field").await;
+    expect_ok(app.get(&second, "/api/users/me").await, "still valid").await;
+
+    let changed = change_password(&app, &first, USER_PASSWORD, "brand-new-password").await;
+    let body = expect_ok(changed, "change").await;
+    assert!(body["message"].is_string(), "{body}");
+    // Every token issued before — the one used to change it included — is dead.
+    for (what, token) in [("the changing token", &first), ("another session", &second)] {
+        let detail = expect_unauthorized(app.get(token, "/api/users/me").await, what).await;
+        assert!(detail.contains("password change"), "{what}: {detail}");
+    }
+    // The old password no longer logs in; the new one does, and its token works.
+    expect_unauthorized(app.login(&email, USER_PASSWORD).await, "old password").await;
+    let fresh = app.token(&email, "brand-new-password").await;
+    expect_ok(app.get(&fresh, "/api/users/me").await, "new token").await;
+    // Other users are untouched.
+    expect_ok(app.get(&bystander, "/api/users/me").await, "bystander").await;
+    expect_ok(app.get(&app.admin, "/api/users/me").await, "admin").await;
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins() {
+    let app = TestApp::spawn_with(|c| {
+        c.login_burst = 3;
+        c.login_per_minute = 1;
+    })
+    .await;
+    let (_, token) = new_user(&app, "guess").await;
+    for attempt in 1..=3 {
+        let r = change_password(
+            &app,
+            &token,
+            &format!("guess-{attempt}"),
+            "brand-new-password",
+        )
+        .await;
+        expect_unauthorized(r, &format!("guess #{attempt}")).await;
+    }
+    let limited = change_password(&app, &token, "guess-4", "brand-new-password").await;
+    assert!(limited.headers().contains_key(header::RETRY_AFTER));
+    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "fourth guess").await;
+    // Locked out: not even the right password is checked.
+    let right = change_password(&app, &token, USER_PASSWORD, "brand-new-password").await;
+    expect_error(
+        right,
+        StatusCode::TOO_MANY_REQUESTS,
+        "right password while locked",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_deleted_users_tokens_die_and_do_not_come_back_with_a_new_account() {
+    let app = TestApp::spawn().await;
+    let (email, token) = new_user(&app, "gone").await;
+    let (_, other) = new_user(&app, "stays").await;
+    // Only an admin deletes, never the admin account nor oneself, and an unknown user is 404.
+    expect_error(
+        app.delete(&other, &format!("/api/users/{email}")).await,
+        StatusCode::FORBIDDEN,
+        "user deletes user",
+    )
+    .await;
+    expect_error(
+        app.delete(&app.admin, "/api/users/admin").await,
+        StatusCode::FORBIDDEN,
+        "delete admin",
+    )
+    .await;
+    expect_error(
+        app.delete(&app.admin, "/api/users/nobody@example.com")
+            .await,
+        StatusCode::NOT_FOUND,
+        "unknown user",
+    )
+    .await;
+    // The admin's agent, shared with the user who is about to go.
+    let agent = unique("kept");
+    app.create_small(&app.admin, &agent).await;
+    let shared = app
+        .post(
+            &app.admin,
+            &format!("/api/agents/{agent}/share"),
+            Some(json!({ "email": email })),
+        )
+        .await;
+    expect_ok(shared, "share").await;
+    expect_ok(app.get_agent(&token, &agent).await, "shared agent visible").await;
+
+    let deleted = expect_ok(
+        app.delete(&app.admin, &format!("/api/users/{email}")).await,
+        "delete user",
+    )
+    .await;
+    assert!(deleted["message"].is_string(), "{deleted}");
+    let detail = expect_unauthorized(app.get(&token, "/api/users/me").await, "deleted user").await;
+    assert!(detail.contains("no longer exists"), "{detail}");
+    expect_unauthorized(app.login(&email, USER_PASSWORD).await, "deleted user login").await;
+    let users = expect_ok(app.get(&app.admin, "/api/users").await, "users").await;
+    assert!(
+        !users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == email.as_str()),
+        "{users}"
+    );
+    let shares = expect_ok(
+        app.get(&app.admin, &format!("/api/agents/{agent}/shares"))
+            .await,
+        "shares",
+    )
+    .await;
+    assert_eq!(shares, json!([]), "the deleted user's shares go with them");
+
+    // A new account with the same email: the old token stays dead, and inherits no share.
+    let again = app.user_token(&app.admin, &email).await;
+    let detail = expect_unauthorized(app.get(&token, "/api/users/me").await, "old token").await;
+    assert!(detail.contains("revoked"), "{detail}");
+    expect_ok(app.get(&again, "/api/users/me").await, "new account").await;
+    expect_error(
+        app.get_agent(&again, &agent).await,
+        StatusCode::NOT_FOUND,
+        "no inherited share",
+    )
+    .await;
+    // A user who owns agents cannot be deleted until they are gone.
+    let theirs = unique("theirs");
+    app.create_small(&again, &theirs).await;
+    expect_error(
+        app.delete(&app.admin, &format!("/api/users/{email}")).await,
+        StatusCode::CONFLICT,
+        "owner of agents",
+    )
+    .await;
+    expect_ok(
+        app.delete_agent(&again, &theirs).await,
+        "delete their agent",
+    )
+    .await;
+    expect_ok(
+        app.delete(&app.admin, &format!("/api/users/{email}")).await,
+        "delete after",
+    )
+    .await;
+}

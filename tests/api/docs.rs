@@ -16,6 +16,8 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/auth/logout", &["post"]),
     ("/api/users/me", &["get"]),
     ("/api/users", &["get", "post"]),
+    ("/api/users/me/password", &["put"]),
+    ("/api/users/{email}", &["delete"]),
     ("/api/admin/orphans", &["get"]),
     ("/api/agents", &["get", "post"]),
     ("/api/agents/context-stats", &["get"]),

@@ -424,6 +424,30 @@ impl ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Send SIGTERM (a graceful shutdown) without waiting.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait up to `within` for the process to exit; its exit status, or `None` if it is still
+    /// running.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for ServerProcess {

@@ -279,6 +279,13 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>, Rule)> {
             Some(json!({})),
             Manage,
         ),
+        (
+            M::POST,
+            "/api/agents/{name}/ssh-access",
+            Some(json!({"ttl_hours": 1})),
+            Manage,
+        ),
+        (M::DELETE, "/api/agents/{name}/ssh-access", None, Manage),
         (M::GET, "/api/agents/{name}/shares", None, Manage),
         (
             M::POST,
@@ -349,7 +356,11 @@ async fn call(
 
 #[tokio::test]
 async fn every_agent_route_follows_the_access_table() {
-    let app = TestApp::spawn_with(|c| c.stats_interval = Duration::from_millis(300)).await;
+    let app = TestApp::spawn_with(|c| {
+        c.stats_interval = Duration::from_millis(300);
+        c.ssh_ports = crate::helpers::free_port_block(8);
+    })
+    .await;
     let (cast, shared_email) = Cast::new(&app).await;
     let name = unique("matrix");
     app.create_small(&cast.owner, &name).await;

@@ -57,6 +57,20 @@ pub struct RenameAgent {
 #[rtype(result = "Result<(), FleetError>")]
 pub struct DeleteAgent;
 
+/// Finish a removal that could not complete (Docker became unreachable half-way through a
+/// delete, or through the rollback of a failed create). Sent by the actor to itself, on a
+/// timer, until the agent is gone; does nothing unless the agent is `Deleting`.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct FinishRemoval;
+
+/// Re-read the container from Docker and repair what a crash can leave behind: a container
+/// still named after the agent's old name (the server died between a rename's registry write
+/// and its Docker rename). Sent by start-up recovery and by the supervisor after a restart.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct Reconcile;
+
 /// Replace the agent's avatar with an already validated image; replies with the new version.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<i64, FleetError>")]

@@ -82,6 +82,25 @@ pub(crate) struct AgentState {
 }
 
 impl AgentState {
+    /// The state of an agent whose container is not known yet.
+    pub fn new(record: AgentRecord, lifecycle: Lifecycle) -> Self {
+        Self {
+            record,
+            lifecycle,
+            container: None,
+            started_at: None,
+            spec_digest: None,
+            mounted_producers: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// Take what Docker reports about the agent's container (`None`: it has none) as the truth,
+    /// for a state being rebuilt outside an operation (a restarted actor).
+    pub(crate) fn observe(&mut self, container: Option<&ContainerInfo>) {
+        ops::adopt(self, container);
+    }
+
     /// Queue an event for after the operation.
     pub fn emit(&mut self, event: &'static str, data: serde_json::Value) {
         self.outbox.push((event, data));
@@ -103,11 +122,32 @@ impl AgentState {
 pub struct AgentActor {
     state: AgentState,
     deps: AgentDeps,
+    /// A [`FinishRemoval`] retry is scheduled (at most one at a time).
+    removal_scheduled: bool,
+    /// The actor is stopping on purpose (its agent is gone, or its create never completed).
+    /// Any other stop — a panic in a handler, which actix turns into a stop — is a crash, and
+    /// the supervisor restarts the actor.
+    retiring: bool,
 }
+
+/// How long an agent whose removal could not be finished (Docker unreachable mid-delete, or a
+/// create whose rollback failed) waits before trying again.
+const REMOVAL_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl AgentActor {
     pub(crate) fn new(state: AgentState, deps: AgentDeps) -> Self {
-        Self { state, deps }
+        Self {
+            state,
+            deps,
+            removal_scheduled: false,
+            retiring: false,
+        }
+    }
+
+    /// Stop on purpose: the supervisor forgets this actor instead of restarting it.
+    pub(crate) fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.retiring = true;
+        ctx.stop();
     }
 
     /// True when the actor holds no live agent: its create never completed, or it was deleted.
@@ -120,10 +160,14 @@ impl AgentActor {
 
     /// Publish the current state to the directory (or withdraw it once the agent is gone),
     /// then send the events the last operation queued.
+    ///
+    /// An agent whose create never completed (its row is still in phase `provisioning`) is never
+    /// published, also while its rollback is being finished: it was never acknowledged.
     fn publish(&mut self) {
         match self.state.lifecycle {
-            Lifecycle::Provisioning => {}
             Lifecycle::Deleted => self.deps.directory.remove(self.state.record.id),
+            Lifecycle::Provisioning => {}
+            _ if self.state.record.phase == Phase::Provisioning => {}
             _ => self.deps.directory.publish(self.state.view()),
         }
         for (event, data) in std::mem::take(&mut self.state.outbox) {
@@ -134,22 +178,62 @@ impl AgentActor {
     }
 
     /// Run an operation atomically: the mailbox waits until `op` has finished, then the actor
-    /// adopts the state it returns and publishes it.
+    /// adopts the state it returns and publishes it. An agent left half-removed (`Deleting`)
+    /// gets its removal retried until it is done.
     fn atomic<T: 'static>(
         &mut self,
         op: impl Future<Output = (AgentState, Result<T, FleetError>)> + 'static,
     ) -> AtomicResponse<Self, Result<T, FleetError>> {
-        AtomicResponse::new(Box::pin(op.into_actor(self).map(
-            |(state, result), act, ctx| {
-                act.state = state;
-                act.publish();
-                if act.state.lifecycle == Lifecycle::Deleted {
-                    ctx.stop();
+        let fault = self.injected_fault();
+        AtomicResponse::new(Box::pin(
+            async move {
+                if fault {
+                    injected_panic();
                 }
+                op.await
+            }
+            .into_actor(self)
+            .map(|(state, result), act, ctx| {
+                act.state = state;
+                act.after_operation(ctx);
                 result
-            },
-        )))
+            }),
+        ))
     }
+
+    /// Publish the state an operation left, then stop (deleted) or schedule the end of an
+    /// unfinished removal.
+    fn after_operation(&mut self, ctx: &mut Context<Self>) {
+        self.publish();
+        match self.state.lifecycle {
+            Lifecycle::Deleted => self.retire(ctx),
+            Lifecycle::Deleting if !self.removal_scheduled => {
+                self.removal_scheduled = true;
+                ctx.run_later(REMOVAL_RETRY, |act, ctx| {
+                    act.removal_scheduled = false;
+                    ctx.address().do_send(FinishRemoval);
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the test-only fault plan (see [`crate::faults`]) wants this operation to panic.
+    /// Always false in a server: only tests build a config with a fault plan.
+    fn injected_fault(&self) -> bool {
+        self.deps
+            .config
+            .faults
+            .as_ref()
+            .is_some_and(|plan| plan.take_panic(&self.state.record.name))
+    }
+}
+
+/// The panic of the test-only fault hook ([`crate::faults`]): it kills the actor the way a bug
+/// would, so that the supervisor's restart can be tested.
+#[allow(clippy::panic)]
+fn injected_panic() -> ! {
+    panic!("injected test fault: agent operation panicked")
 }
 
 impl Actor for AgentActor {
@@ -165,6 +249,7 @@ impl Actor for AgentActor {
         self.deps.supervisor.do_send(AgentActorStopped {
             id: self.state.record.id,
             addr: ctx.address(),
+            crashed: !self.retiring,
         });
     }
 }
@@ -219,6 +304,34 @@ impl Handler<DeleteAgent> for AgentActor {
         let (deps, mut st) = (self.deps.clone(), self.state.clone());
         self.atomic(async move {
             let r = ops::delete(&deps, &mut st).await;
+            (st, r)
+        })
+    }
+}
+
+impl Handler<FinishRemoval> for AgentActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+    fn handle(&mut self, _: FinishRemoval, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            if st.lifecycle != Lifecycle::Deleting {
+                return (st, Ok(()));
+            }
+            let r = ops::delete(&deps, &mut st).await;
+            if let Err(error) = &r {
+                debug!(agent = %st.record.name, %error, "removal still unfinished; will retry");
+            }
+            (st, r)
+        })
+    }
+}
+
+impl Handler<Reconcile> for AgentActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+    fn handle(&mut self, _: Reconcile, _: &mut Self::Context) -> Self::Result {
+        let (deps, mut st) = (self.deps.clone(), self.state.clone());
+        self.atomic(async move {
+            let r = ops::reconcile(&deps, &mut st).await;
             (st, r)
         })
     }
@@ -453,8 +566,11 @@ mod ops {
         if let Err(error) = &result {
             warn!(agent = %st.record.name, %error, "create failed, rolling back");
             if let Err(cleanup) = remove_everything(deps, st).await {
-                // The row stays in phase `provisioning`; recovery finishes the rollback.
-                warn!(agent = %st.record.name, error = %cleanup, "rollback incomplete");
+                // The row stays in phase `provisioning` (so the agent is never published): the
+                // actor retries the rollback until it is done (`FinishRemoval`), and recovery
+                // finishes it if the server stops first.
+                warn!(agent = %st.record.name, error = %cleanup, "rollback incomplete, will retry");
+                st.lifecycle = Lifecycle::Deleting;
             }
         }
         result
@@ -462,7 +578,10 @@ mod ops {
 
     async fn provision_steps(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
         let id = ensure_container(deps, st, None).await?;
-        apply_runtime_files(deps, st, &id).await?;
+        // A new agent's state volume (named by its new id) was just created: there is no
+        // settings.json to merge with, so none is read (an archive read of a container that
+        // never ran costs the daemon a mount).
+        write_runtime_files(deps, st, None).await?;
         deps.runtime.start_container(&id).await?;
         let info = deps.runtime.inspect_container(&id).await?;
         let mut record = st.record.clone();
@@ -590,6 +709,9 @@ mod ops {
         change: ConfigChange,
     ) -> Result<ConfigOutcome, FleetError> {
         st.lifecycle.can_configure()?;
+        // Reach Docker before writing anything: with the daemon unreachable the change fails
+        // (503) with nothing stored, instead of being stored and then reported as failed.
+        refresh(deps, st).await?;
         let mut record = st.record.clone();
         // Recreate a running container at once: read-only toggles (the mount is the
         // enforcement) and folder changes asked to apply now.
@@ -644,7 +766,6 @@ mod ops {
                 .create_volume(&spec::shared_volume(st.record.id), &labels)
                 .await?;
         }
-        refresh(deps, st).await?;
         let (desired, _) = desired_spec(deps, &st.record, None).await?;
         let stale = st.container.is_some()
             && st.spec_digest.as_deref() != desired.labels.get(labels::SPEC).map(String::as_str);
@@ -863,7 +984,18 @@ mod ops {
             &format!("{HOME}/{state_dir}/{}", runtime_files::SETTINGS),
         )
         .await?;
-        let files = runtime_files::state_files(&st.record, current.as_deref());
+        write_runtime_files(deps, st, current.as_deref()).await
+    }
+
+    /// Write the runtime's configuration files, merging flotilla's keys into `current` (the
+    /// runtime's `settings.json` as it is now, `None` if it has none).
+    async fn write_runtime_files(
+        deps: &AgentDeps,
+        st: &AgentState,
+        current: Option<&[u8]>,
+    ) -> Result<(), FleetError> {
+        let state_dir = st.record.runtime.state_dir();
+        let files = runtime_files::state_files(&st.record, current);
         let paths: Vec<String> = files
             .iter()
             .map(|f| format!("{state_dir}/{}", f.path))
@@ -936,7 +1068,10 @@ mod ops {
         deps.runtime
             .list_containers(labels::AGENT_ID, &st.record.id.to_string())
             .await?;
-        if st.record.phase != Phase::Deleting {
+        // An interrupted create keeps its phase `provisioning`: it is rolled back the same way,
+        // and was never shown, so no event announces its end.
+        let was_created = st.record.phase != Phase::Provisioning;
+        if st.record.phase == Phase::Ready {
             let mut record = st.record.clone();
             record.phase = Phase::Deleting;
             deps.registry.send(SaveAgent { record }).await??;
@@ -952,11 +1087,40 @@ mod ops {
             .collect();
         audience.push(st.record.owner.clone());
         remove_everything(deps, st).await?;
+        if !was_created {
+            info!(agent = %st.record.name, id = %st.record.id, "interrupted create rolled back");
+            return Ok(());
+        }
         info!(agent = %st.record.name, id = %st.record.id, "agent deleted");
         st.emit(
             "agent_deleted",
             json!({ "owner": st.record.owner, "audience": audience }),
         );
+        Ok(())
+    }
+
+    /// Re-read the container and give it the agent's current name if it still carries an old
+    /// one (a crash between a rename's registry write and its Docker rename), so the old name
+    /// is free for another agent at once.
+    pub(super) async fn reconcile(deps: &AgentDeps, st: &mut AgentState) -> Result<(), FleetError> {
+        if matches!(
+            st.lifecycle,
+            Lifecycle::Provisioning | Lifecycle::Deleting | Lifecycle::Deleted
+        ) {
+            return Ok(());
+        }
+        refresh_or_find(deps, st).await?;
+        let Some(id) = st.container.clone() else {
+            return Ok(());
+        };
+        let Some(info) = deps.runtime.inspect_container(&id).await? else {
+            return Ok(());
+        };
+        let wanted = spec::container_name(&st.record.name);
+        if info.name != wanted {
+            info!(agent = %st.record.name, container = %info.name, "renaming a container left with an old name");
+            deps.runtime.rename_container(&id, &wanted).await?;
+        }
         Ok(())
     }
 

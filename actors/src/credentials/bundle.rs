@@ -213,12 +213,43 @@ fn damaged() -> FleetError {
     )
 }
 
+/// The whole synchronous import path of `POST .../credentials/import` after the HTTP layer:
+/// open the bundle with `key`, then decode and validate its files like client input. The
+/// scrypt work factor of a passphrase bundle is capped at `max_work_factor` (the server passes
+/// [`MAX_PASSPHRASE_WORK_FACTOR`]; the fuzz target, `fuzz/`, passes a cheap one). CPU work: run
+/// it off the async threads.
+pub fn open_files(
+    armored: &[u8],
+    key: ImportKey,
+    server: &x25519::Identity,
+    max_work_factor: u8,
+) -> Result<super::CredentialFiles, FleetError> {
+    let plaintext = open_capped(
+        armored,
+        key,
+        server,
+        max_work_factor.min(MAX_PASSPHRASE_WORK_FACTOR),
+    )?;
+    super::CredentialFiles::decode("bundle", &plaintext)
+}
+
 /// Open an armored (or binary) age bundle with `key` (`server` is this server's identity) and
 /// return its whole, authenticated payload.
+#[cfg(test)]
 pub(super) fn open(
     armored: &[u8],
     key: ImportKey,
     server: &x25519::Identity,
+) -> Result<Zeroizing<Vec<u8>>, FleetError> {
+    open_capped(armored, key, server, MAX_PASSPHRASE_WORK_FACTOR)
+}
+
+/// [`open`], accepting at most 2^`max_work_factor` of scrypt work.
+fn open_capped(
+    armored: &[u8],
+    key: ImportKey,
+    server: &x25519::Identity,
+    max_work_factor: u8,
 ) -> Result<Zeroizing<Vec<u8>>, FleetError> {
     let decryptor = Decryptor::new_buffered(ArmoredReader::new(armored)).map_err(|_| damaged())?;
     let sealed_with_passphrase = decryptor.is_scrypt();
@@ -233,7 +264,7 @@ pub(super) fn open(
                 ));
             }
             let mut id = scrypt::Identity::new(passphrase);
-            id.set_max_work_factor(MAX_PASSPHRASE_WORK_FACTOR);
+            id.set_max_work_factor(max_work_factor);
             passphrase_identity = id;
             (&passphrase_identity, "passphrase")
         }
@@ -265,7 +296,7 @@ pub(super) fn open(
     };
     let reader = decryptor
         .decrypt(std::iter::once(identity))
-        .map_err(|e| refused(e, field))?;
+        .map_err(|e| refused(e, field, max_work_factor))?;
     let mut plaintext = Zeroizing::new(Vec::new());
     reader
         .take(MAX_PLAINTEXT_BYTES as u64 + 1)
@@ -280,12 +311,12 @@ pub(super) fn open(
 }
 
 /// Why `key` (named by `field`) did not open the bundle.
-fn refused(e: DecryptError, field: &str) -> FleetError {
+fn refused(e: DecryptError, field: &str, max_work_factor: u8) -> FleetError {
     match e {
         DecryptError::ExcessiveWork { required, .. } => FleetError::invalid(
             "bundle",
             format!(
-                "is sealed with a passphrase work factor of 2^{required}; this server accepts at most 2^{MAX_PASSPHRASE_WORK_FACTOR}"
+                "is sealed with a passphrase work factor of 2^{required}; this server accepts at most 2^{max_work_factor}"
             ),
         ),
         DecryptError::DecryptionFailed if field == "passphrase" => {

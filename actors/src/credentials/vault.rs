@@ -185,8 +185,12 @@ impl Vault {
         let keys = self.keys.clone();
         blocking(move || {
             let _permit = permit;
-            let plaintext = bundle::open(armored.trim().as_bytes(), key, &keys.identity)?;
-            CredentialFiles::decode("bundle", &plaintext)
+            bundle::open_files(
+                armored.trim().as_bytes(),
+                key,
+                &keys.identity,
+                bundle::MAX_PASSPHRASE_WORK_FACTOR,
+            )
         })
         .await
     }

@@ -1,5 +1,6 @@
 //! Messages of the registry actor: every write to agents, users, SSH port leases and revoked
-//! tokens. Reads never come here; they are answered from the directory and accounts snapshots.
+//! tokens. Reads never come here; they are answered from the directory and accounts snapshots
+//! (the one exception is [`LoadAgent`]: the supervisor reloading a crashed agent actor).
 
 use actix::Message;
 
@@ -29,6 +30,14 @@ pub struct RemoveAgent {
     pub id: AgentId,
 }
 
+/// Read one agent's row as stored (the supervisor reloads a crashed agent actor from it).
+/// `None` if the agent no longer exists.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<AgentRecord>, FleetError>")]
+pub struct LoadAgent {
+    pub id: AgentId,
+}
+
 /// Store an uploaded avatar together with the record carrying its new version.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<(), FleetError>")]
@@ -50,6 +59,22 @@ pub struct CreateUser {
 #[rtype(result = "Result<(), FleetError>")]
 pub struct SaveUser {
     pub user: User,
+}
+
+/// Replace a user's password hash and bump their token version (revoking every token issued
+/// before). `NotFound` if there is no such user.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct SetPassword {
+    pub username: String,
+    pub password_hash: String,
+}
+
+/// Delete a user. Their tokens are refused from then on (the user no longer exists).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct RemoveUser {
+    pub username: String,
 }
 
 /// Revoke one token until its own expiry.

@@ -129,6 +129,17 @@ impl Handler<SaveAgent> for RegistryActor {
     }
 }
 
+impl Handler<LoadAgent> for RegistryActor {
+    type Result = AtomicResponse<Self, Result<Option<AgentRecord>, FleetError>>;
+
+    fn handle(&mut self, msg: LoadAgent, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.load_agent(msg.id).await }.into_actor(self),
+        ))
+    }
+}
+
 impl Handler<SaveAvatar> for RegistryActor {
     type Result = AtomicResponse<Self, Result<(), FleetError>>;
 
@@ -193,6 +204,53 @@ impl Handler<SaveUser> for RegistryActor {
             async move {
                 store.upsert_user(&msg.user).await?;
                 accounts.put_user(msg.user);
+                Ok(())
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<SetPassword> for RegistryActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+
+    fn handle(&mut self, msg: SetPassword, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let accounts = self.accounts.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                // Read and bump inside this one registry step: concurrent changes cannot both
+                // write the same version.
+                let current = accounts
+                    .user(&msg.username)
+                    .ok_or_else(|| FleetError::NotFound {
+                        kind: "user",
+                        name: msg.username.clone(),
+                    })?;
+                let user = crate::model::User {
+                    password_hash: msg.password_hash,
+                    token_version: current.token_version + 1,
+                    ..(*current).clone()
+                };
+                store.upsert_user(&user).await?;
+                accounts.put_user(user);
+                Ok(())
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<RemoveUser> for RegistryActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+
+    fn handle(&mut self, msg: RemoveUser, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let accounts = self.accounts.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                store.delete_user(&msg.username).await?;
+                accounts.remove_user(&msg.username);
                 Ok(())
             }
             .into_actor(self),

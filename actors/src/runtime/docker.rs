@@ -14,8 +14,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig, Mount,
-    MountType, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummaryStateEnum, HostConfig,
+    HostConfigCgroupnsModeEnum, Mount, MountType, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
@@ -282,7 +283,9 @@ impl ContainerRuntime for DockerRuntime {
     /// Creates the container with flotilla's fixed hardening: every capability dropped,
     /// `no-new-privileges`, an init process (so stop takes milliseconds), the `unless-stopped`
     /// restart policy, a pids limit, swap capped at the memory limit, no privileged mode, no
-    /// binds, the default bridge network. Only named volumes from the spec are mounted.
+    /// binds, the default bridge network, a private cgroup namespace (the daemon's default on
+    /// cgroup v1 hosts is the host's, which shows the host's cgroup tree). Only named volumes
+    /// from the spec are mounted.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         let mounts = spec
             .mounts
@@ -309,6 +312,7 @@ impl ContainerRuntime for DockerRuntime {
             init: Some(true),
             privileged: Some(false),
             network_mode: Some("bridge".into()),
+            cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
             mounts: Some(mounts),
             ..Default::default()
         };
@@ -336,22 +340,24 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
-        let paused = self
-            .inspect_container(id)
-            .await?
-            .is_some_and(|info| info.state == ContainerState::Paused);
         let _slot = self.mutation_slot().await?;
-        if paused {
-            return self
-                .call("unpausing a container", self.docker.unpause_container(id))
-                .await;
+        // Started straight away, not inspected first: Docker refuses to start a paused
+        // container (409, "cannot start a paused container, try unpause instead"), and only
+        // then is it unpaused.
+        match self
+            .call(
+                "starting a container",
+                self.docker
+                    .start_container(id, None::<bollard::query_parameters::StartContainerOptions>),
+            )
+            .await
+        {
+            Err(RuntimeError::Conflict(message)) if message.contains("paused") => {
+                self.call("unpausing a container", self.docker.unpause_container(id))
+                    .await
+            }
+            other => other,
         }
-        self.call(
-            "starting a container",
-            self.docker
-                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>),
-        )
-        .await
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {

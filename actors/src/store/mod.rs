@@ -9,6 +9,7 @@ mod credentials;
 mod rows;
 mod ssh;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use surrealdb::Surreal;
@@ -55,9 +56,12 @@ const DATABASE: &str = "main";
 /// Attempts for a write that keeps hitting retryable transaction conflicts.
 const ATTEMPTS: u32 = 5;
 
+/// Cheap to clone: every clone shares one handle, and so one database session. (Cloning a
+/// `Surreal` handle itself opens a new engine session, ~50 KB each — one per agent actor, and
+/// one more per operation, when each actor's dependencies held their own clone.)
 #[derive(Clone)]
 pub struct Store {
-    db: Surreal<Any>,
+    db: Arc<Surreal<Any>>,
 }
 
 /// How a failed statement should be treated.
@@ -142,7 +146,7 @@ impl Store {
             debug!(schema = name, "schema applied");
         }
         info!(url = %redact(url), "store open");
-        Ok(Self { db })
+        Ok(Self { db: Arc::new(db) })
     }
 
     /// Run a statement, retrying retryable conflicts; a unique-index refusal becomes
@@ -189,6 +193,17 @@ impl Store {
             .select("SELECT *, record::id(id) AS key FROM agent")
             .await?;
         rows.into_iter().map(AgentRow::into_record).collect()
+    }
+
+    /// One agent's row, if it exists.
+    pub async fn load_agent(&self, id: AgentId) -> Result<Option<AgentRecord>, FleetError> {
+        let statement = Statement::new(
+            "SELECT *, record::id(id) AS key FROM ONLY type::record('agent', $key);",
+        )
+        .bind("key", id.to_string());
+        let mut results = self.run(statement, FleetError::Store).await?;
+        let row: Option<AgentRow> = results.take(0).map_err(store_error)?;
+        row.map(AgentRow::into_record).transpose()
     }
 
     /// Insert a new agent row together with its port lease.
@@ -309,6 +324,13 @@ impl Store {
             Statement::new("UPSERT type::record('user', $key) CONTENT $user RETURN NONE;")
                 .bind("key", user.username.clone())
                 .bind("user", UserContent::from(user));
+        self.run(statement, FleetError::Store).await.map(|_| ())
+    }
+
+    /// Delete a user's row.
+    pub async fn delete_user(&self, username: &str) -> Result<(), FleetError> {
+        let statement =
+            Statement::new("DELETE type::record('user', $key);").bind("key", username.to_string());
         self.run(statement, FleetError::Store).await.map(|_| ())
     }
 

@@ -1,0 +1,312 @@
+//! The baseline: the same containers flotilla makes, made directly through bollard.
+//!
+//! Each raw agent gets what a flotilla agent gets from Docker — its two labelled named volumes
+//! (workspace and runtime state) and a container built from flotilla's own
+//! `container_spec` (same image, user, environment, mounts, CPU/memory/pids limits) with the
+//! same fixed hardening as `DockerRuntime::create_container` (every capability dropped,
+//! no-new-privileges, init, `unless-stopped`, bridge network) — and nothing else: no registry
+//! row, no runtime settings files, no inspects. Its objects carry their own instance label, so
+//! the server under test never sees their events.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use chrono::Utc;
+use flotilla_actors::agent::{runtime_files, spec};
+use flotilla_actors::model::{
+    AgentId, AgentRecord, AgentRuntime, DEFAULT_EXECUTION_TIMEOUT, Phase, Resources,
+};
+use flotilla_actors::runtime::ContainerSpec;
+use flotilla_actors::{FleetConfig, runtime::labels};
+use futures_util::StreamExt;
+
+/// Stop grace period, as flotilla's (`FleetConfig::stop_grace`): agents run with an init, so a
+/// stop takes milliseconds either way.
+const STOP_GRACE_SECONDS: i32 = 10;
+
+/// One raw agent: its container spec and volume names.
+#[derive(Debug, Clone)]
+pub struct RawAgent {
+    /// The record flotilla would keep for it (for the runtime files of [`start_synced`]).
+    pub record: AgentRecord,
+    pub spec: ContainerSpec,
+    pub volumes: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// What flotilla would build for an agent called `name` with these limits.
+pub fn raw_agent(
+    instance: &str,
+    image: &str,
+    name: &str,
+    ssh_port: u16,
+    cpu: &str,
+    memory: &str,
+) -> Result<RawAgent, String> {
+    let mut config = FleetConfig::new(instance, "mem://");
+    config.agent_image = image.to_string();
+    let record = AgentRecord {
+        id: AgentId::new(),
+        name: name.to_string(),
+        owner: "admin".into(),
+        agent_type: "business-assistant".into(),
+        runtime: AgentRuntime::ClaudeCode,
+        runtime_model: None,
+        template: None,
+        resources: Resources {
+            cpu: cpu.into(),
+            memory: memory.into(),
+        },
+        custom_instructions: None,
+        github_repo: None,
+        tags: Vec::new(),
+        system: false,
+        ssh_port,
+        autonomy_enabled: false,
+        read_only_enabled: false,
+        read_only_patterns: Default::default(),
+        execution_timeout_seconds: DEFAULT_EXECUTION_TIMEOUT,
+        expose_enabled: false,
+        consume_enabled: false,
+        avatar_version: 0,
+        created: Utc::now(),
+        phase: Phase::Ready,
+    };
+    let spec = spec::container_spec(&config, &record, &[]).map_err(|e| e.to_string())?;
+    Ok(RawAgent {
+        volumes: vec![
+            spec::workspace_volume(record.id),
+            spec::state_volume(record.id),
+        ],
+        labels: spec::object_labels(&config, record.id)
+            .into_iter()
+            .collect(),
+        spec,
+        record,
+    })
+}
+
+fn err(e: bollard::errors::Error) -> String {
+    e.to_string()
+}
+
+/// Create the volumes and the container, then start it; returns the container id.
+pub async fn create_and_start(docker: &Docker, agent: &RawAgent) -> Result<String, String> {
+    for volume in &agent.volumes {
+        docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(agent.labels.clone()),
+                ..Default::default()
+            })
+            .await
+            .map_err(err)?;
+    }
+    let s = &agent.spec;
+    let mounts = s
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect();
+    let host_config = HostConfig {
+        nano_cpus: Some(s.nano_cpus),
+        memory: Some(s.memory_bytes),
+        memory_swap: Some(s.memory_bytes),
+        pids_limit: Some(s.pids_limit),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
+        init: Some(true),
+        privileged: Some(false),
+        network_mode: Some("bridge".into()),
+        mounts: Some(mounts),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(s.image.clone()),
+        user: Some(s.user.clone()),
+        hostname: Some(s.hostname.clone()),
+        working_dir: Some(s.working_dir.clone()),
+        env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(s.labels.clone().into_iter().collect()),
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&s.name)
+        .build();
+    let created = docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(err)?;
+    start(docker, &created.id).await?;
+    Ok(created.id)
+}
+
+pub async fn start(docker: &Docker, id: &str) -> Result<(), String> {
+    docker
+        .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+        .await
+        .map_err(err)
+}
+
+/// A start preceded by what flotilla's start adds in Docker: its runtime settings read through
+/// the archive API and its runtime files written back through it (the same calls, made
+/// directly) — the baseline that tells flotilla's own overhead from the work it does.
+pub async fn start_synced(docker: &Docker, id: &str, agent: &RawAgent) -> Result<(), String> {
+    let state_dir = agent.record.runtime.state_dir();
+    let options = DownloadFromContainerOptionsBuilder::default()
+        .path(&format!(
+            "{}/{state_dir}/{}",
+            spec::HOME,
+            runtime_files::SETTINGS
+        ))
+        .build();
+    let mut tar = Vec::new();
+    let mut stream = docker.download_from_container(id, Some(options));
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(bytes) => tar.extend_from_slice(&bytes),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let current = spec::single_file(&tar, 1024 * 1024);
+    let files = runtime_files::state_files(&agent.record, current.as_deref());
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| format!("{state_dir}/{}", f.path))
+        .collect();
+    let entries: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .zip(&paths)
+        .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
+        .collect();
+    let archive = spec::archive(&entries).map_err(|e| e.to_string())?;
+    let options = UploadToContainerOptionsBuilder::default()
+        .path(spec::HOME)
+        .build();
+    docker
+        .upload_to_container(id, Some(options), bollard::body_full(archive))
+        .await
+        .map_err(err)?;
+    start(docker, id).await
+}
+
+pub async fn stop(docker: &Docker, id: &str) -> Result<(), String> {
+    let options = StopContainerOptionsBuilder::default()
+        .t(STOP_GRACE_SECONDS)
+        .build();
+    docker.stop_container(id, Some(options)).await.map_err(err)
+}
+
+/// Remove the container (forcibly: it may be running) and its volumes.
+pub async fn delete(docker: &Docker, id: &str, volumes: &[String]) -> Result<(), String> {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(false)
+        .build();
+    docker
+        .remove_container(id, Some(options))
+        .await
+        .map_err(err)?;
+    for volume in volumes {
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        docker
+            .remove_volume(volume, Some(options))
+            .await
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn instance_filter(instance: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={instance}", labels::INSTANCE)],
+    )])
+}
+
+/// Containers and volumes labelled with `instance`.
+pub async fn instance_objects(
+    docker: &Docker,
+    instance: &str,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let filters = instance_filter(instance);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(err)?
+        .into_iter()
+        .filter_map(|c| c.id)
+        .collect();
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .map_err(err)?
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    Ok((containers, volumes))
+}
+
+/// Remove every container (with anonymous volumes) and volume labelled with `instance`, 16 at a
+/// time. Returns how many of each were removed.
+pub async fn remove_instance(docker: &Docker, instance: &str) -> Result<(usize, usize), String> {
+    let (containers, _) = instance_objects(docker, instance).await?;
+    let removed_containers = futures_util::stream::iter(containers)
+        .map(|id| async move {
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            docker.remove_container(&id, Some(options)).await.is_ok()
+        })
+        .buffer_unordered(16)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    // Listed after the containers are gone: a volume in use cannot be removed.
+    let (_, volumes) = instance_objects(docker, instance).await?;
+    let removed_volumes = futures_util::stream::iter(volumes)
+        .map(|name| async move {
+            let options = RemoveVolumeOptionsBuilder::default().force(true).build();
+            docker.remove_volume(&name, Some(options)).await.is_ok()
+        })
+        .buffer_unordered(16)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    Ok((removed_containers, removed_volumes))
+}
