@@ -62,6 +62,13 @@ fn parse_credentials(req: &HttpRequest, body: &[u8]) -> Result<LoginRequest, Api
     }
 }
 
+/// The client's address, the key of the login limiter (unspecified if the connection has none).
+pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
 /// Exchange a username and password for an access token. Failed attempts are rate-limited per
 /// client IP (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/token", tag = "auth",
@@ -78,10 +85,7 @@ pub async fn login(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = client_ip(&req);
     state.login_limiter.check(ip)?;
     let credentials = parse_credentials(&req, &body)?;
     let username = credentials.username.trim().to_lowercase();

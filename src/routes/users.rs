@@ -1,7 +1,5 @@
 //! User accounts: who am I, change my password, and (admins) create, list and delete users.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use flotilla_actors::{Role, User, validate};
@@ -132,10 +130,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     body: crate::routes::json::JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = crate::routes::auth::client_ip(&req);
     state.login_limiter.check(ip)?;
     let body = body.into_inner();
     let username = auth.principal.username.clone();
