@@ -20,6 +20,7 @@
 //! | `FLOTILLA_WORKERS` | CPU count | HTTP worker threads |
 //! | `FLOTILLA_STATS_INTERVAL_MS` | `5000` | how often running agents' stats are sampled (≥ 100) |
 //! | `FLOTILLA_STATS_CONCURRENCY` | `32` | most stats requests in flight against Docker at once |
+//! | `FLOTILLA_STATS_READINGS_PER_SECOND` | `20` | most stats readings started per second; a fleet larger than this × the interval is sampled less often |
 //! | `FLOTILLA_TEMPLATES_DIR` | `./templates` | agent templates, one folder each |
 //! | `FLOTILLA_HOST_CREDENTIALS_DIR` | — | host credential files injected when an inject request names none (`<dir>/<runtime>/...`, `<dir>/common/...`) |
 //! | `FLOTILLA_METRICS_TOKEN` | — | bearer token `/metrics` requires; without it `/metrics` is 404 |
@@ -63,6 +64,8 @@ pub struct Config {
     pub stats_interval: Duration,
     /// Most stats requests in flight against Docker at once.
     pub stats_concurrency: usize,
+    /// Most stats readings started per second.
+    pub stats_readings_per_second: u32,
     pub templates_dir: PathBuf,
     /// Host credential files for agents (`<dir>/<runtime>/...`, `<dir>/common/...`).
     pub host_credentials_dir: Option<PathBuf>,
@@ -113,6 +116,7 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             stats_interval: Duration::from_secs(5),
             stats_concurrency: 32,
+            stats_readings_per_second: 20,
             templates_dir: PathBuf::from("./templates"),
             host_credentials_dir: None,
             metrics_token: None,
@@ -264,6 +268,10 @@ impl Config {
         if let Some(v) = get("FLOTILLA_STATS_CONCURRENCY") {
             c.stats_concurrency = parse("FLOTILLA_STATS_CONCURRENCY", v)?.clamp(1, 256) as usize;
         }
+        if let Some(v) = get("FLOTILLA_STATS_READINGS_PER_SECOND") {
+            c.stats_readings_per_second =
+                parse("FLOTILLA_STATS_READINGS_PER_SECOND", v)?.clamp(1, 10_000) as u32;
+        }
         Ok(c)
     }
 
@@ -286,6 +294,7 @@ impl Config {
         fleet.ssh_ports = self.ssh_ports.clone();
         fleet.stats_interval = self.stats_interval;
         fleet.stats_concurrency = self.stats_concurrency;
+        fleet.stats_readings_per_second = self.stats_readings_per_second;
         fleet.templates_dir = self.templates_dir.clone();
         fleet.host_credentials_dir = self.host_credentials_dir.clone();
         fleet.data_dir = self.data_dir.clone();
@@ -407,14 +416,17 @@ mod tests {
         let fleet = from(&[]).unwrap().fleet();
         assert_eq!(fleet.stats_interval, Duration::from_secs(5));
         assert_eq!(fleet.stats_concurrency, 32);
+        assert_eq!(fleet.stats_readings_per_second, 20);
         let fleet = from(&[
             ("FLOTILLA_STATS_INTERVAL_MS", "1500"),
             ("FLOTILLA_STATS_CONCURRENCY", "4"),
+            ("FLOTILLA_STATS_READINGS_PER_SECOND", "50"),
         ])
         .unwrap()
         .fleet();
         assert_eq!(fleet.stats_interval, Duration::from_millis(1500));
         assert_eq!(fleet.stats_concurrency, 4);
+        assert_eq!(fleet.stats_readings_per_second, 50);
         assert_eq!(
             from(&[("FLOTILLA_STATS_INTERVAL_MS", "10")])
                 .unwrap_err()

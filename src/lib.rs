@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod list_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;

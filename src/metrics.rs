@@ -7,7 +7,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -56,15 +56,22 @@ impl MetricsAccess {
 
 /// Middleware: time every request and record it by method, route *pattern* (never the
 /// concrete path, so agent names are not label values) and status class.
+/// The route pattern of a request (`/api/agents/{name}`), matched once by [`record_request`]
+/// and kept in the request's extensions; `None` when no route matched.
+#[derive(Debug, Clone)]
+pub struct RoutePattern(pub Option<String>);
+
 pub async fn record_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    // Matching the path against the route table is the costliest part of this middleware; the
+    // request span (`telemetry`) takes the pattern from here instead of matching again.
+    let pattern = req.match_pattern();
+    let route = pattern.clone().unwrap_or_else(|| "unmatched".to_string());
+    req.extensions_mut().insert(RoutePattern(pattern));
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|state| state.fleet.metrics().clone());

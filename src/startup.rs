@@ -25,6 +25,7 @@ use crate::auth::password;
 use crate::auth::token::{TokenService, load_or_create_secret};
 use crate::config::Config;
 use crate::error;
+use crate::list_cache::ListCache;
 use crate::metrics::MetricsAccess;
 use crate::openapi::ApiDoc;
 use crate::routes;
@@ -69,6 +70,7 @@ impl Application {
                 .with_metrics(metrics),
             metrics_access: MetricsAccess::from_config(&config),
             decoy_hash: password::decoy_hash().await?,
+            lists: ListCache::default(),
         });
         let listener =
             TcpListener::bind(config.bind).with_context(|| format!("binding {}", config.bind))?;

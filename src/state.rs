@@ -5,6 +5,7 @@ use flotilla_actors::Fleet;
 
 use crate::auth::limiter::{ApiLimiter, LoginLimiter};
 use crate::auth::token::TokenService;
+use crate::list_cache::ListCache;
 use crate::metrics::MetricsAccess;
 
 pub struct AppState {
@@ -18,4 +19,6 @@ pub struct AppState {
     /// Hash checked against when a login names an unknown user, so timing does not reveal
     /// which usernames exist.
     pub decoy_hash: String,
+    /// Serialised `GET /api/agents` bodies, per caller, while the fleet is unchanged.
+    pub lists: ListCache,
 }

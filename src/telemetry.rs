@@ -8,6 +8,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
+use crate::metrics::RoutePattern;
+
 /// [`DefaultRootSpanBuilder`]'s fields, with `http.target` the path only.
 pub struct RedactedRootSpan;
 
@@ -18,8 +20,11 @@ impl RootSpanBuilder for RedactedRootSpan {
             .get::<RequestId>()
             .map(|id| id.to_string())
             .unwrap_or_default();
-        let route = request
-            .match_pattern()
+        // Matched once, by the metrics middleware (which runs first); matched here only if it
+        // did not run.
+        let matched = request.extensions().get::<RoutePattern>().cloned();
+        let route = matched
+            .map_or_else(|| request.match_pattern(), |RoutePattern(p)| p)
             .unwrap_or_else(|| "default".to_string());
         tracing::info_span!(
             "HTTP request",

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -72,6 +73,8 @@ impl Action {
 #[derive(Debug, Default, Clone)]
 pub struct AccessIndex {
     shares: Arc<DashMap<AgentId, BTreeMap<String, Share>>>,
+    /// Bumped after every change, as [`crate::directory::Directory::version`] is.
+    version: Arc<AtomicU64>,
 }
 
 impl AccessIndex {
@@ -101,6 +104,7 @@ impl AccessIndex {
             .entry(share.agent_id)
             .or_default()
             .insert(share.email.clone(), share);
+        self.changed();
     }
 
     pub(crate) fn revoke(&self, agent: AgentId, email: &str) {
@@ -108,10 +112,22 @@ impl AccessIndex {
             set.remove(email);
         }
         self.shares.remove_if(&agent, |_, set| set.is_empty());
+        self.changed();
     }
 
     pub(crate) fn forget_agent(&self, agent: AgentId) {
         self.shares.remove(&agent);
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The number of changes so far; read it before reading shares (see
+    /// [`crate::directory::Directory::version`]).
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// The caller's relation to the agent, if any.

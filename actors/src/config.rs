@@ -29,6 +29,9 @@ pub struct FleetConfig {
     /// Most stats requests the sampler has in flight against Docker at once
     /// (`FLOTILLA_STATS_CONCURRENCY`).
     pub stats_concurrency: usize,
+    /// Most stats readings the sampler starts per second (`FLOTILLA_STATS_READINGS_PER_SECOND`):
+    /// the bound on the time dockerd spends on stats, whatever the fleet's size.
+    pub stats_readings_per_second: u32,
     /// Folder of agent templates (one sub-folder per template).
     pub templates_dir: std::path::PathBuf,
     /// Folder for state kept beside the store (`FLOTILLA_DATA_DIR`): the SSH gateway's host key,
@@ -64,6 +67,7 @@ impl FleetConfig {
             pids_limit: 1024,
             stats_interval: Duration::from_secs(5),
             stats_concurrency: 32,
+            stats_readings_per_second: 20,
             templates_dir: std::path::PathBuf::from("./templates"),
             data_dir: std::path::PathBuf::from("./data"),
             host_credentials_dir: None,

@@ -4,8 +4,13 @@
 //! [`AgentView`] after every change and removes it when the agent is deleted. Handlers read
 //! entries lock-free (a DashMap shard read and an `Arc` clone), so listing thousands of agents
 //! never waits behind a slow `stop`, and never calls Docker.
+//!
+//! Every change bumps a version number ([`Directory::version`]) after it is visible, so a reader
+//! that noted the version before reading can tell whether what it built from the entries is
+//! still current (the server's cache of serialised agent lists relies on it).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 
@@ -26,6 +31,8 @@ struct Inner {
     /// Agent id → container starts seen in its views, for `flotilla_agent_restarts_total`.
     /// Kept in step with `by_id` by [`Directory::publish`] and [`Directory::remove`].
     starts: DashMap<AgentId, Starts>,
+    /// Bumped after every publish and remove (see the module doc).
+    version: AtomicU64,
 }
 
 /// The container starts [`Directory::publish`] has seen of one agent.
@@ -70,6 +77,7 @@ impl Directory {
                 .remove_if(&prev.record.name, |_, owner| *owner == id);
         }
         self.inner.by_name.insert(name, id);
+        self.inner.version.fetch_add(1, Ordering::Release);
     }
 
     /// Remove an agent's entry (it was deleted, or its creation was rolled back).
@@ -80,6 +88,13 @@ impl Directory {
                 .by_name
                 .remove_if(&prev.record.name, |_, owner| *owner == id);
         }
+        self.inner.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// The number of changes so far. Read it *before* reading entries: anything built from
+    /// them is current for as long as the version stays the same.
+    pub fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
     }
 
     pub fn get(&self, id: AgentId) -> Option<Arc<AgentView>> {

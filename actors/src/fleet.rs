@@ -57,6 +57,13 @@ pub struct Visible {
     pub level: AccessLevel,
 }
 
+/// See [`Fleet::list_version`]: equal versions mean an equal list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListVersion {
+    agents: u64,
+    shares: u64,
+}
+
 /// A container carrying this instance's label but no agent in the registry. Reported to
 /// admins, never removed automatically.
 #[derive(Debug, Clone)]
@@ -317,6 +324,16 @@ impl Fleet {
     }
 
     // ---- agents: reads ------------------------------------------------------------------
+
+    /// The version of everything [`Fleet::list_agents`] reads: the agents' snapshots and the
+    /// shares. Read it *before* listing; while it stays the same, so does the list (for the same
+    /// caller and tags).
+    pub fn list_version(&self) -> ListVersion {
+        ListVersion {
+            agents: self.inner.directory.version(),
+            shares: self.inner.access.version(),
+        }
+    }
 
     /// Every agent `who` can see, by name, keeping those with any of `tags` (when given).
     pub fn list_agents(&self, who: &Principal, tags: &[String]) -> Vec<Visible> {

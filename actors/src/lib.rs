@@ -87,5 +87,5 @@ pub use agent::messages::StartOutcome;
 pub use config::FleetConfig;
 pub use credentials::CredentialsInjection;
 pub use error::FleetError;
-pub use fleet::{Fleet, NewAgent, Orphan, Visible};
+pub use fleet::{Fleet, ListVersion, NewAgent, Orphan, Visible};
 pub use model::{AgentId, AgentRecord, AgentRuntime, AgentView, Principal, Role, Status, User};

@@ -101,6 +101,39 @@ fn err(e: bollard::errors::Error) -> String {
 
 /// Create the volumes and the container, then start it; returns the container id.
 pub async fn create_and_start(docker: &Docker, agent: &RawAgent) -> Result<String, String> {
+    let id = create(docker, agent).await?;
+    start(docker, &id).await?;
+    Ok(id)
+}
+
+/// [`create_and_start`] with the Docker calls flotilla's create adds, made directly: a lookup
+/// of the container name and of the workspace volume (both absent), the runtime files written
+/// before the start, and an inspect after it. The baseline that tells flotilla's own overhead
+/// (HTTP, actors, the store) from the work it does in Docker.
+pub async fn create_and_start_synced(docker: &Docker, agent: &RawAgent) -> Result<String, String> {
+    let absent = |r: Result<(), bollard::errors::Error>| match r {
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Ok(()) => Err(format!("{} already exists", agent.spec.name)),
+        Err(e) => Err(e.to_string()),
+    };
+    absent(
+        docker
+            .inspect_container(&agent.spec.name, None)
+            .await
+            .map(drop),
+    )?;
+    absent(docker.inspect_volume(&agent.volumes[0]).await.map(drop))?;
+    let id = create(docker, agent).await?;
+    write_runtime_files(docker, &id, agent, None).await?;
+    start(docker, &id).await?;
+    docker.inspect_container(&id, None).await.map_err(err)?;
+    Ok(id)
+}
+
+/// Create the volumes and the container; returns the container id.
+async fn create(docker: &Docker, agent: &RawAgent) -> Result<String, String> {
     for volume in &agent.volumes {
         docker
             .create_volume(VolumeCreateRequest {
@@ -157,7 +190,6 @@ pub async fn create_and_start(docker: &Docker, agent: &RawAgent) -> Result<Strin
         .create_container(Some(options), body)
         .await
         .map_err(err)?;
-    start(docker, &created.id).await?;
     Ok(created.id)
 }
 
@@ -169,9 +201,27 @@ pub async fn start(docker: &Docker, id: &str) -> Result<(), String> {
 }
 
 /// A start preceded by what flotilla's start adds in Docker: its runtime settings read through
-/// the archive API and its runtime files written back through it (the same calls, made
-/// directly) — the baseline that tells flotilla's own overhead from the work it does.
+/// the archive API and, when they differ from what flotilla would write, its runtime files
+/// written back through it (the same calls, made directly) — the baseline that tells
+/// flotilla's own overhead from the work it does.
 pub async fn start_synced(docker: &Docker, id: &str, agent: &RawAgent) -> Result<(), String> {
+    let current = read_settings(docker, id, agent).await?;
+    let files = runtime_files::state_files(&agent.record, current.as_deref());
+    // flotilla's actor remembers the digest of what it wrote; here the files were written by
+    // [`write_runtime_files`] beforehand, so only the settings file can differ.
+    let written = Some(runtime_files::digest(&files));
+    if !runtime_files::up_to_date(&files, current.as_deref(), written) {
+        write_runtime_files(docker, id, agent, current.as_deref()).await?;
+    }
+    start(docker, id).await
+}
+
+/// The runtime's `settings.json` in the container, `None` if it has none.
+async fn read_settings(
+    docker: &Docker,
+    id: &str,
+    agent: &RawAgent,
+) -> Result<Option<Vec<u8>>, String> {
     let state_dir = agent.record.runtime.state_dir();
     let options = DownloadFromContainerOptionsBuilder::default()
         .path(&format!(
@@ -191,8 +241,18 @@ pub async fn start_synced(docker: &Docker, id: &str, agent: &RawAgent) -> Result
             Err(e) => return Err(e.to_string()),
         }
     }
-    let current = spec::single_file(&tar, 1024 * 1024);
-    let files = runtime_files::state_files(&agent.record, current.as_deref());
+    Ok(spec::single_file(&tar, 1024 * 1024))
+}
+
+/// Write the runtime files flotilla would write for this agent (merging into `current`).
+pub async fn write_runtime_files(
+    docker: &Docker,
+    id: &str,
+    agent: &RawAgent,
+    current: Option<&[u8]>,
+) -> Result<(), String> {
+    let state_dir = agent.record.runtime.state_dir();
+    let files = runtime_files::state_files(&agent.record, current);
     let paths: Vec<String> = files
         .iter()
         .map(|f| format!("{state_dir}/{}", f.path))
@@ -209,8 +269,7 @@ pub async fn start_synced(docker: &Docker, id: &str, agent: &RawAgent) -> Result
     docker
         .upload_to_container(id, Some(options), bollard::body_full(archive))
         .await
-        .map_err(err)?;
-    start(docker, id).await
+        .map_err(err)
 }
 
 pub async fn stop(docker: &Docker, id: &str) -> Result<(), String> {

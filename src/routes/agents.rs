@@ -1,9 +1,12 @@
 //! Agent CRUD and lifecycle: list, create, get, delete, start, stop, rename. Shapes follow the
 //! reference platform (REFERENCE.md); access follows DESIGN.md (invisible agents are 404).
 
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
-use flotilla_actors::{AccessLevel, Action, AgentView, NewAgent, Share, StartOutcome, Visible};
+use flotilla_actors::{
+    AccessLevel, Action, AgentView, FleetError, NewAgent, Share, StartOutcome, Visible,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -179,8 +182,15 @@ pub async fn list(
         .map(|t| t.trim().to_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let visible = state.fleet.list_agents(&auth.principal, &tags);
-    Ok(HttpResponse::Ok().json(AgentSummary::list(&auth, &visible)))
+    let body = state
+        .lists
+        .get_or_build(&state.fleet, &auth.principal, tags, |visible| {
+            serde_json::to_vec(&AgentSummary::list(&auth, visible)).map(Into::into)
+        })
+        .map_err(|e| FleetError::Internal(format!("serialising the agent list: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

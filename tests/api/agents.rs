@@ -497,6 +497,88 @@ async fn list_filters_by_any_of_the_tags() {
     assert_eq!(none, json!([]));
 }
 
+/// The list is served from a cache of serialised bodies between changes (src/list_cache.rs):
+/// each kind of change must reach the next list at once, for every caller.
+#[tokio::test]
+async fn the_list_follows_every_change_at_once() {
+    let app = TestApp::spawn().await;
+    let friend_email = format!("{}@example.com", unique("friend"));
+    let friend = app.user_token(&app.admin, &friend_email).await;
+    let name = unique("cached");
+    app.create_small(&app.admin, &name).await;
+
+    // Each list is read twice: the second answer comes from the cache.
+    async fn list(app: &TestApp, token: &str) -> Value {
+        let (status, first) = body(app.list_agents(token).await).await;
+        assert_eq!(status, StatusCode::OK, "{first}");
+        let (_, second) = body(app.list_agents(token).await).await;
+        assert_eq!(first, second);
+        first
+    }
+    let one = |list: &Value| -> Value {
+        let all = list.as_array().unwrap();
+        assert_eq!(all.len(), 1, "{list}");
+        all[0].clone()
+    };
+
+    assert_eq!(list(&app, &friend).await, json!([]));
+    assert_eq!(one(&list(&app, &app.admin).await)["status"], "running");
+
+    // A share: a change of access, not of the agent.
+    let r = app
+        .post(
+            &app.admin,
+            &format!("/api/agents/{name}/share"),
+            Some(json!({ "email": friend_email })),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(one(&list(&app, &friend).await)["is_shared"], true);
+
+    // A stop through the API, and a start made behind flotilla's back.
+    assert_eq!(
+        app.stop_agent(&app.admin, &name).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(one(&list(&app, &friend).await)["status"], "stopped");
+    assert!(
+        std::process::Command::new("docker")
+            .args(["start", &format!("agent-{name}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the list shows the outside start",
+        || async { one(&list(&app, &friend).await)["status"] == "running" },
+    )
+    .await;
+
+    // A rename; then an unshare; then a delete.
+    let renamed = unique("recached");
+    assert_eq!(
+        app.rename_agent(&app.admin, &name, &renamed).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(one(&list(&app, &friend).await)["name"], renamed);
+    assert_eq!(one(&list(&app, &app.admin).await)["name"], renamed);
+    let r = app
+        .delete(
+            &app.admin,
+            &format!("/api/agents/{renamed}/share/{friend_email}"),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(list(&app, &friend).await, json!([]));
+    assert_eq!(
+        app.delete_agent(&app.admin, &renamed).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(list(&app, &app.admin).await, json!([]));
+}
+
 #[tokio::test]
 async fn two_concurrent_creates_of_one_name_give_one_agent_and_one_conflict() {
     let app = TestApp::spawn().await;

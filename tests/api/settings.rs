@@ -92,6 +92,62 @@ async fn autonomy_round_trips_and_sets_the_runtime_permission_mode() {
     }
 }
 
+/// When flotilla last wrote the runtime files: the change time (ns) of `flotilla.json`, a file
+/// only flotilla writes, and only together with the others. (The server's Docker-call metrics
+/// would say it too, but every test's server in this process shares them.)
+fn files_written_at(container: &str) -> String {
+    let (ok, out) = sh(container, "stat -c %z ~/.claude/flotilla.json");
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+#[tokio::test]
+async fn a_start_writes_the_runtime_files_only_when_they_differ() {
+    let app = TestApp::spawn().await;
+    let name = unique("rewrite");
+    app.create_small(&app.admin, &name).await;
+    let container = format!("agent-{name}");
+    let restart = || async {
+        assert_eq!(
+            app.stop_agent(&app.admin, &name).await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            app.start_agent(&app.admin, &name).await.status(),
+            StatusCode::OK
+        );
+    };
+    let created = files_written_at(&container);
+
+    // Nothing changed: the start reads settings.json and writes nothing.
+    restart().await;
+    assert_eq!(files_written_at(&container), created);
+
+    // The agent changed its settings: the next start merges flotilla's keys back in.
+    let (ok, out) = sh(
+        &container,
+        r#"printf '{"theme":"dark","permissions":{"defaultMode":"bypassPermissions"}}' > ~/.claude/settings.json"#,
+    );
+    assert!(ok, "{out}");
+    restart().await;
+    let rewritten = files_written_at(&container);
+    assert_ne!(rewritten, created);
+    let settings = json_file(&container, "~/.claude/settings.json");
+    assert_eq!(settings["permissions"]["defaultMode"], "default");
+    assert_eq!(settings["theme"], "dark");
+
+    // A configuration change writes; the start after it has nothing left to write.
+    let path = format!("/api/agents/{name}/autonomy");
+    let (status, body) = put(&app, &app.admin, &path, json!({"enabled": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let configured = files_written_at(&container);
+    assert_ne!(configured, rewritten);
+    restart().await;
+    assert_eq!(files_written_at(&container), configured);
+    let settings = json_file(&container, "~/.claude/settings.json");
+    assert_eq!(settings["permissions"]["defaultMode"], "bypassPermissions");
+}
+
 #[tokio::test]
 async fn gemini_agents_get_their_approval_mode() {
     let app = TestApp::spawn().await;

@@ -76,6 +76,9 @@ pub(crate) struct AgentState {
     pub spec_digest: Option<String>,
     /// Producers whose shared folders the current container mounts.
     pub mounted_producers: Vec<AgentId>,
+    /// Digest of the runtime files this actor last wrote into the state volume
+    /// ([`runtime_files::digest`]); `None` until it writes them.
+    pub runtime_files: Option<u64>,
     /// Events of the operation in progress, sent once its outcome is published to the
     /// directory — so a client reacting to an event reads the state that caused it.
     pub outbox: Vec<(&'static str, serde_json::Value)>,
@@ -91,6 +94,7 @@ impl AgentState {
             started_at: None,
             spec_digest: None,
             mounted_producers: Vec::new(),
+            runtime_files: None,
             outbox: Vec::new(),
         }
     }
@@ -970,11 +974,13 @@ mod ops {
         write_home(deps, st, archive).await
     }
 
-    /// Write the runtime's configuration files into its state directory, merging flotilla's
-    /// keys into the runtime's current `settings.json`.
+    /// Bring the runtime's configuration files in its state directory up to date: read its
+    /// current `settings.json`, merge flotilla's keys into it, and write the files — unless
+    /// `settings.json` already holds exactly that and the other files are what this actor last
+    /// wrote (an archive write costs the daemon about as much as a third of a container start).
     async fn apply_runtime_files(
         deps: &AgentDeps,
-        st: &AgentState,
+        st: &mut AgentState,
         container: &str,
     ) -> Result<(), FleetError> {
         let state_dir = st.record.runtime.state_dir();
@@ -984,18 +990,30 @@ mod ops {
             &format!("{HOME}/{state_dir}/{}", runtime_files::SETTINGS),
         )
         .await?;
-        write_runtime_files(deps, st, current.as_deref()).await
+        let files = runtime_files::state_files(&st.record, current.as_deref());
+        if runtime_files::up_to_date(&files, current.as_deref(), st.runtime_files) {
+            return Ok(());
+        }
+        write_files(deps, st, files).await
     }
 
     /// Write the runtime's configuration files, merging flotilla's keys into `current` (the
     /// runtime's `settings.json` as it is now, `None` if it has none).
     async fn write_runtime_files(
         deps: &AgentDeps,
-        st: &AgentState,
+        st: &mut AgentState,
         current: Option<&[u8]>,
     ) -> Result<(), FleetError> {
-        let state_dir = st.record.runtime.state_dir();
         let files = runtime_files::state_files(&st.record, current);
+        write_files(deps, st, files).await
+    }
+
+    async fn write_files(
+        deps: &AgentDeps,
+        st: &mut AgentState,
+        files: Vec<runtime_files::StateFile>,
+    ) -> Result<(), FleetError> {
+        let state_dir = st.record.runtime.state_dir();
         let paths: Vec<String> = files
             .iter()
             .map(|f| format!("{state_dir}/{}", f.path))
@@ -1005,7 +1023,9 @@ mod ops {
             .zip(&paths)
             .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
             .collect();
-        write_home(deps, st, spec::archive(&entries)?).await
+        write_home(deps, st, spec::archive(&entries)?).await?;
+        st.runtime_files = Some(runtime_files::digest(&files));
+        Ok(())
     }
 
     /// A small file of the container's (at most 1 MiB), or `None` if it does not exist.

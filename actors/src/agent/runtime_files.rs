@@ -46,7 +46,7 @@ exit 0
 "#;
 
 /// A file to write into the state directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StateFile {
     /// Relative to the state directory.
     pub path: &'static str,
@@ -195,6 +195,25 @@ pub fn state_files(record: &AgentRecord, current_settings: Option<&[u8]>) -> Vec
     ]
 }
 
+/// A digest of the files (paths, modes and contents), to tell whether what would be written
+/// now is what was written before. Not cryptographic: both sides are flotilla's own.
+pub fn digest(files: &[StateFile]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    files.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Whether writing `files` would change nothing: the runtime's `settings.json` (`current`)
+/// already is the merged one, and the rest is what was last written (`written`, a [`digest`]).
+/// flotilla's other files are its own; the agent can still change them while it runs, which is
+/// why read-only mode is enforced by the mount and the hook is only a second layer.
+pub fn up_to_date(files: &[StateFile], current: Option<&[u8]>, written: Option<u64>) -> bool {
+    let settings = files.iter().find(|f| f.path == SETTINGS);
+    written == Some(digest(files))
+        && settings.is_some_and(|f| current == Some(f.content.as_slice()))
+}
+
 /// Check read-only patterns from a client: at most 100 of each, 1–256 printable characters,
 /// no spaces at the ends (they are written one per line).
 pub fn validate_patterns(patterns: &[String]) -> Result<(), String> {
@@ -272,6 +291,32 @@ mod tests {
             off["hooks"]["PreToolUse"],
             json!([{"matcher": "Bash", "hooks": []}])
         );
+    }
+
+    #[test]
+    fn files_are_up_to_date_only_when_settings_and_the_last_write_match() {
+        let mut r = record(AgentRuntime::ClaudeCode);
+        let first = state_files(&r, None);
+        let written = Some(digest(&first));
+        let on_disk = first[0].content.clone();
+        assert_eq!(first[0].path, SETTINGS);
+        // What is on disk is what was written: nothing to do.
+        let again = state_files(&r, Some(&on_disk));
+        assert!(up_to_date(&again, Some(&on_disk), written));
+        // Never written by this actor, settings missing, or changed by the agent: write.
+        assert!(!up_to_date(&again, Some(&on_disk), None));
+        assert!(!up_to_date(&state_files(&r, None), None, written));
+        let edited = br#"{"theme":"dark"}"#;
+        assert!(!up_to_date(
+            &state_files(&r, Some(edited)),
+            Some(edited),
+            written
+        ));
+        // The record changed (another file's content): write.
+        r.execution_timeout_seconds = 60;
+        let changed = state_files(&r, Some(&on_disk));
+        assert_eq!(changed[0].content, on_disk);
+        assert!(!up_to_date(&changed, Some(&on_disk), written));
     }
 
     #[test]
