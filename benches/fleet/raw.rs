@@ -251,18 +251,9 @@ pub async fn write_runtime_files(
     agent: &RawAgent,
     current: Option<&[u8]>,
 ) -> Result<(), String> {
-    let state_dir = agent.record.runtime.state_dir();
     let files = runtime_files::state_files(&agent.record, current);
-    let paths: Vec<String> = files
-        .iter()
-        .map(|f| format!("{state_dir}/{}", f.path))
-        .collect();
-    let entries: Vec<(&str, &[u8], u32)> = files
-        .iter()
-        .zip(&paths)
-        .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
-        .collect();
-    let archive = spec::archive(&entries).map_err(|e| e.to_string())?;
+    let archive =
+        runtime_files::home_archive(agent.record.runtime, &files).map_err(|e| e.to_string())?;
     let options = UploadToContainerOptionsBuilder::default()
         .path(spec::HOME)
         .build();

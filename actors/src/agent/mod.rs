@@ -1013,17 +1013,8 @@ mod ops {
         st: &mut AgentState,
         files: Vec<runtime_files::StateFile>,
     ) -> Result<(), FleetError> {
-        let state_dir = st.record.runtime.state_dir();
-        let paths: Vec<String> = files
-            .iter()
-            .map(|f| format!("{state_dir}/{}", f.path))
-            .collect();
-        let entries: Vec<(&str, &[u8], u32)> = files
-            .iter()
-            .zip(&paths)
-            .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
-            .collect();
-        write_home(deps, st, spec::archive(&entries)?).await?;
+        let archive = runtime_files::home_archive(st.record.runtime, &files)?;
+        write_home(deps, st, archive).await?;
         st.runtime_files = Some(runtime_files::digest(&files));
         Ok(())
     }

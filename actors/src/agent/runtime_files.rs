@@ -195,6 +195,25 @@ pub fn state_files(record: &AgentRecord, current_settings: Option<&[u8]>) -> Vec
     ]
 }
 
+/// The files as one tar archive to extract at the agent's home: each under the runtime's state
+/// directory.
+pub fn home_archive(
+    runtime: AgentRuntime,
+    files: &[StateFile],
+) -> Result<bytes::Bytes, crate::error::FleetError> {
+    let state_dir = runtime.state_dir();
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| format!("{state_dir}/{}", f.path))
+        .collect();
+    let entries: Vec<(&str, &[u8], u32)> = files
+        .iter()
+        .zip(&paths)
+        .map(|(f, path)| (path.as_str(), f.content.as_slice(), f.mode))
+        .collect();
+    crate::agent::spec::archive(&entries)
+}
+
 /// A digest of the files (paths, modes and contents), to tell whether what would be written
 /// now is what was written before. Not cryptographic: both sides are flotilla's own.
 pub fn digest(files: &[StateFile]) -> u64 {
@@ -317,6 +336,23 @@ mod tests {
         let changed = state_files(&r, Some(&on_disk));
         assert_eq!(changed[0].content, on_disk);
         assert!(!up_to_date(&changed, Some(&on_disk), written));
+    }
+
+    #[test]
+    fn the_home_archive_puts_every_file_under_the_state_directory() {
+        let r = record(AgentRuntime::GeminiCli);
+        let files = state_files(&r, None);
+        let tar = home_archive(r.runtime, &files).unwrap();
+        let mut archive = tar::Archive::new(tar.as_ref());
+        let paths: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .filter(|p| !p.ends_with('/'))
+            .collect();
+        for f in &files {
+            assert!(paths.contains(&format!(".gemini/{}", f.path)), "{paths:?}");
+        }
     }
 
     #[test]
