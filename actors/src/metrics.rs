@@ -578,7 +578,10 @@ impl Collector for AgentCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let views = self.directory.all();
+        // In the order the registry sorts each family's series in (by label values, and the
+        // name, the first label, is unique), so its sort finds them sorted and is one pass.
+        let mut views = self.directory.all();
+        views.sort_unstable_by(|a, b| a.record.name.cmp(&b.record.name));
         let mut families: [Vec<Metric>; 8] = Default::default();
         let [status, restarts, cpu, memory, limit, rx, tx, last_seen] = &mut families;
         for family in [&mut *status, &mut *restarts] {
