@@ -549,12 +549,18 @@ async fn the_list_follows_every_change_at_once() {
             .status
             .success()
     );
+    // The watcher publishes the outside start whenever Docker's event arrives, possibly
+    // between two reads: poll with single reads, then read twice once it has arrived.
     eventually(
         Duration::from_secs(10),
         "the list shows the outside start",
-        || async { one(&list(&app, &friend).await)["status"] == "running" },
+        || async {
+            let (_, now) = body(app.list_agents(&friend).await).await;
+            one(&now)["status"] == "running"
+        },
     )
     .await;
+    assert_eq!(one(&list(&app, &friend).await)["status"], "running");
 
     // A rename; then an unshare; then a delete.
     let renamed = unique("recached");
