@@ -120,6 +120,15 @@ impl AccessIndex {
         self.changed();
     }
 
+    /// Drop every share with `email`.
+    pub(crate) fn forget_email(&self, email: &str) {
+        self.shares.retain(|_, set| {
+            set.remove(email);
+            !set.is_empty()
+        });
+        self.changed();
+    }
+
     fn changed(&self) {
         self.version.fetch_add(1, Ordering::Release);
     }

@@ -6,7 +6,7 @@ use crate::error::FleetError;
 use crate::fleet::Fleet;
 use crate::model::Principal;
 use crate::registry::messages::{RemoveUser, SetPassword};
-use crate::sharing::messages::UnshareAgent;
+use crate::sharing::messages::UnshareEverywhere;
 
 impl Fleet {
     /// Replace `username`'s password hash and bump their token version in one registry step, so
@@ -28,7 +28,7 @@ impl Fleet {
 
     /// Delete user `username` (admin only; never oneself, never `admin`). `Conflict` while the
     /// user owns agents (delete them first). Their tokens die with the account; the shares
-    /// made to their email are removed too, so that a later account with the same email does
+    /// made to their email are removed first, so that a later account with the same email does
     /// not inherit access.
     pub async fn delete_user(&self, who: &Principal, username: &str) -> Result<(), FleetError> {
         if !who.is_admin() {
@@ -60,25 +60,21 @@ impl Fleet {
                 "{username} still owns {owned} agent(s); delete them first"
             )));
         }
+        // The shares first, all in one statement: if removing the account then fails, the user
+        // is still there without shares (a retry finishes the job), never gone with shares left
+        // for a later account with the same email to inherit.
         self.inner
-            .registry
-            .send(RemoveUser {
-                username: username.clone(),
+            .sharing
+            .send(UnshareEverywhere {
+                email: username.clone(),
             })
             .timeout(self.inner.config.actor_timeout)
             .await??;
-        for view in self.inner.directory.all() {
-            if self.inner.access.is_shared_with(view.record.id, &username) {
-                self.inner
-                    .sharing
-                    .send(UnshareAgent {
-                        agent_id: view.record.id,
-                        email: username.clone(),
-                    })
-                    .timeout(self.inner.config.actor_timeout)
-                    .await??;
-            }
-        }
+        self.inner
+            .registry
+            .send(RemoveUser { username })
+            .timeout(self.inner.config.actor_timeout)
+            .await??;
         Ok(())
     }
 }

@@ -925,7 +925,7 @@ async fn wrong_current_passwords_count_as_failed_logins() {
 async fn a_deleted_users_tokens_die_and_do_not_come_back_with_a_new_account() {
     let app = TestApp::spawn().await;
     let (email, token) = new_user(&app, "gone").await;
-    let (_, other) = new_user(&app, "stays").await;
+    let (stays, other) = new_user(&app, "stays").await;
     // Only an admin deletes, never the admin account nor oneself, and an unknown user is 404.
     expect_error(
         app.delete(&other, &format!("/api/users/{email}")).await,
@@ -946,18 +946,30 @@ async fn a_deleted_users_tokens_die_and_do_not_come_back_with_a_new_account() {
         "unknown user",
     )
     .await;
-    // The admin's agent, shared with the user who is about to go.
+    // Two of the admin's agents, shared with the user who is about to go (and one of them
+    // with the user who stays, whose share must survive).
     let agent = unique("kept");
-    app.create_small(&app.admin, &agent).await;
+    let second = unique("kept2");
+    for name in [&agent, &second] {
+        app.create_small(&app.admin, name).await;
+        let shared = app
+            .post(
+                &app.admin,
+                &format!("/api/agents/{name}/share"),
+                Some(json!({ "email": email })),
+            )
+            .await;
+        expect_ok(shared, "share").await;
+        expect_ok(app.get_agent(&token, name).await, "shared agent visible").await;
+    }
     let shared = app
         .post(
             &app.admin,
-            &format!("/api/agents/{agent}/share"),
-            Some(json!({ "email": email })),
+            &format!("/api/agents/{second}/share"),
+            Some(json!({ "email": stays })),
         )
         .await;
-    expect_ok(shared, "share").await;
-    expect_ok(app.get_agent(&token, &agent).await, "shared agent visible").await;
+    expect_ok(shared, "share with the user who stays").await;
 
     let deleted = expect_ok(
         app.delete(&app.admin, &format!("/api/users/{email}")).await,
@@ -984,6 +996,20 @@ async fn a_deleted_users_tokens_die_and_do_not_come_back_with_a_new_account() {
     )
     .await;
     assert_eq!(shares, json!([]), "the deleted user's shares go with them");
+    let shares = expect_ok(
+        app.get(&app.admin, &format!("/api/agents/{second}/shares"))
+            .await,
+        "shares",
+    )
+    .await;
+    let emails: Vec<&str> = shares
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["shared_with_email"].as_str())
+        .collect();
+    assert_eq!(emails, [stays.as_str()], "{shares}");
+    expect_ok(app.get_agent(&other, &second).await, "other share kept").await;
 
     // A new account with the same email: the old token stays dead, and inherits no share.
     let again = app.user_token(&app.admin, &email).await;

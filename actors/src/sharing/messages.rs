@@ -24,6 +24,13 @@ pub struct UnshareAgent {
     pub email: String,
 }
 
+/// Remove every share with `email` (its user is being deleted), in one store statement.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), FleetError>")]
+pub struct UnshareEverywhere {
+    pub email: String,
+}
+
 /// The agent is gone (its rows, shares included, were removed by the registry in the same
 /// transaction as the agent row): forget its shares in the access index.
 #[derive(Debug, Message)]

@@ -90,6 +90,23 @@ impl Handler<UnshareAgent> for SharingActor {
     }
 }
 
+impl Handler<UnshareEverywhere> for SharingActor {
+    type Result = AtomicResponse<Self, Result<(), FleetError>>;
+
+    fn handle(&mut self, msg: UnshareEverywhere, _: &mut Self::Context) -> Self::Result {
+        let store = self.store.clone();
+        let index = self.index.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                store.delete_shares_with(&msg.email).await?;
+                index.forget_email(&msg.email);
+                Ok(())
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
 impl Handler<AgentRemoved> for SharingActor {
     type Result = ();
 

@@ -391,6 +391,13 @@ impl Store {
             Statement::new("DELETE type::record('share', $key);").bind("key", id.to_string());
         self.run(statement, FleetError::Store).await.map(|_| ())
     }
+
+    /// Delete every share with `email`, in one statement.
+    pub async fn delete_shares_with(&self, email: &str) -> Result<(), FleetError> {
+        let statement =
+            Statement::new("DELETE share WHERE email = $email;").bind("email", email.to_string());
+        self.run(statement, FleetError::Store).await.map(|_| ())
+    }
 }
 
 /// A store URL without credentials, for logs.
