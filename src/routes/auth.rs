@@ -69,6 +69,27 @@ pub(crate) fn client_ip(req: &HttpRequest) -> IpAddr {
         .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
+/// Check a password given to log in or to change it: true if `password` matches `hash` and
+/// `known` (the account exists). Anything else counts as a failed login of the client `ip`,
+/// and once the client is over its limit the answer is the limiter's 429. Passwords longer
+/// than [`MAX_PASSWORD`] never match and are not hashed.
+pub(crate) async fn verify_counted(
+    state: &AppState,
+    ip: IpAddr,
+    password: String,
+    hash: String,
+    known: bool,
+) -> Result<bool, ApiError> {
+    let matched = password.len() <= MAX_PASSWORD && password::verify(password, hash).await?;
+    if matched && known {
+        return Ok(true);
+    }
+    match state.login_limiter.record_failure(ip) {
+        Some(limited) => Err(limited),
+        None => Ok(false),
+    }
+}
+
 /// Exchange a username and password for an access token. Failed attempts are rate-limited per
 /// client IP (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/token", tag = "auth",
@@ -90,20 +111,14 @@ pub async fn login(
     let credentials = parse_credentials(&req, &body)?;
     let username = credentials.username.trim().to_lowercase();
     let user = state.fleet.accounts().user(&username);
+    // An unknown user is checked against a decoy hash: the answer takes as long either way.
     let hash = user
         .as_ref()
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| state.decoy_hash.clone());
-    let verified = credentials.password.len() <= MAX_PASSWORD
-        && password::verify(credentials.password, hash).await?;
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            if let Some(limited) = state.login_limiter.record_failure(ip) {
-                return Err(limited);
-            }
-            return Err(ApiError::from(flotilla_actors::FleetError::BadCredentials));
-        }
+    let verified = verify_counted(&state, ip, credentials.password, hash, user.is_some()).await?;
+    let Some(user) = user.filter(|_| verified) else {
+        return Err(ApiError::from(flotilla_actors::FleetError::BadCredentials));
     };
     let (token, _) = state
         .tokens

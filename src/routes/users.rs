@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{Auth, password};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::auth::MessageResponse;
+use crate::routes::auth::{MessageResponse, client_ip, verify_counted};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,7 +130,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     body: crate::routes::json::JsonObject<ChangePasswordBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = crate::routes::auth::client_ip(&req);
+    let ip = client_ip(&req);
     state.login_limiter.check(ip)?;
     let body = body.into_inner();
     let username = auth.principal.username.clone();
@@ -139,12 +139,8 @@ pub async fn change_password(
         .accounts()
         .user(&username)
         .ok_or_else(|| ApiError::unauthorized("token's user no longer exists"))?;
-    let verified = body.current_password.len() <= crate::routes::auth::MAX_PASSWORD
-        && password::verify(body.current_password, user.password_hash.clone()).await?;
-    if !verified {
-        if let Some(limited) = state.login_limiter.record_failure(ip) {
-            return Err(limited);
-        }
+    let hash = user.password_hash.clone();
+    if !verify_counted(&state, ip, body.current_password, hash, true).await? {
         return Err(ApiError::unauthorized(
             "current_password: incorrect password",
         ));
