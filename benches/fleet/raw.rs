@@ -2,23 +2,20 @@
 //!
 //! Each raw agent gets what a flotilla agent gets from Docker — its two labelled named volumes
 //! (workspace and runtime state) and a container built from flotilla's own
-//! `container_spec` (same image, user, environment, mounts, CPU/memory/pids limits) with the
-//! same fixed hardening as `DockerRuntime::create_container` (every capability dropped,
-//! no-new-privileges, init, `unless-stopped`, bridge network) — and nothing else: no registry
-//! row, no runtime settings files, no inspects. Its objects carry their own instance label, so
+//! `container_spec` (same image, user, environment, mounts, CPU/memory/pids limits), sent as
+//! the very create request flotilla's Docker runtime sends (`runtime::docker::create_request`,
+//! with its fixed hardening) — and nothing else: no registry row, no runtime settings files,
+//! no inspects. Its objects carry their own instance label, so
 //! the server under test never sees their events.
 
 use std::collections::HashMap;
 
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, HostConfig, Mount, MountType, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
-};
+use bollard::models::VolumeCreateRequest;
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use chrono::Utc;
 use flotilla_actors::agent::{runtime_files, spec};
@@ -144,48 +141,7 @@ async fn create(docker: &Docker, agent: &RawAgent) -> Result<String, String> {
             .await
             .map_err(err)?;
     }
-    let s = &agent.spec;
-    let mounts = s
-        .mounts
-        .iter()
-        .map(|m| Mount {
-            target: Some(m.target.clone()),
-            source: Some(m.volume.clone()),
-            typ: Some(MountType::VOLUME),
-            read_only: Some(m.read_only),
-            ..Default::default()
-        })
-        .collect();
-    let host_config = HostConfig {
-        nano_cpus: Some(s.nano_cpus),
-        memory: Some(s.memory_bytes),
-        memory_swap: Some(s.memory_bytes),
-        pids_limit: Some(s.pids_limit),
-        cap_drop: Some(vec!["ALL".into()]),
-        security_opt: Some(vec!["no-new-privileges:true".into()]),
-        restart_policy: Some(RestartPolicy {
-            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-            maximum_retry_count: None,
-        }),
-        init: Some(true),
-        privileged: Some(false),
-        network_mode: Some("bridge".into()),
-        mounts: Some(mounts),
-        ..Default::default()
-    };
-    let body = ContainerCreateBody {
-        image: Some(s.image.clone()),
-        user: Some(s.user.clone()),
-        hostname: Some(s.hostname.clone()),
-        working_dir: Some(s.working_dir.clone()),
-        env: Some(s.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-        labels: Some(s.labels.clone().into_iter().collect()),
-        host_config: Some(host_config),
-        ..Default::default()
-    };
-    let options = CreateContainerOptionsBuilder::default()
-        .name(&s.name)
-        .build();
+    let (options, body) = flotilla_actors::runtime::docker::create_request(&agent.spec);
     let created = docker
         .create_container(Some(options), body)
         .await

@@ -19,7 +19,7 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    ContainerArchiveInfoOptionsBuilder, CreateContainerOptionsBuilder,
+    ContainerArchiveInfoOptionsBuilder, CreateContainerOptions, CreateContainerOptionsBuilder,
     DownloadFromContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
     ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
     RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder, StatsOptionsBuilder,
@@ -280,55 +280,9 @@ impl ContainerRuntime for DockerRuntime {
             .collect())
     }
 
-    /// Creates the container with flotilla's fixed hardening: every capability dropped,
-    /// `no-new-privileges`, an init process (so stop takes milliseconds), the `unless-stopped`
-    /// restart policy, a pids limit, swap capped at the memory limit, no privileged mode, no
-    /// binds, the default bridge network, a private cgroup namespace (the daemon's default on
-    /// cgroup v1 hosts is the host's, which shows the host's cgroup tree). Only named volumes
-    /// from the spec are mounted.
+    /// Creates the container [`create_request`] describes.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
-        let mounts = spec
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                target: Some(m.target.clone()),
-                source: Some(m.volume.clone()),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(m.read_only),
-                ..Default::default()
-            })
-            .collect();
-        let host_config = HostConfig {
-            nano_cpus: Some(spec.nano_cpus),
-            memory: Some(spec.memory_bytes),
-            memory_swap: Some(spec.memory_bytes),
-            pids_limit: Some(spec.pids_limit),
-            cap_drop: Some(vec!["ALL".into()]),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                maximum_retry_count: None,
-            }),
-            init: Some(true),
-            privileged: Some(false),
-            network_mode: Some("bridge".into()),
-            cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
-            mounts: Some(mounts),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            user: Some(spec.user.clone()),
-            hostname: Some(spec.hostname.clone()),
-            working_dir: Some(spec.working_dir.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.clone().into_iter().collect()),
-            host_config: Some(host_config),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
+        let (options, body) = create_request(spec);
         let _slot = self.mutation_slot().await?;
         let created = self
             .call(
@@ -736,4 +690,57 @@ impl ContainerRuntime for DockerRuntime {
             })
             .boxed()
     }
+}
+
+/// The Docker create request for `spec`, with flotilla's fixed hardening: every capability
+/// dropped, `no-new-privileges`, an init process (so stop takes milliseconds), the
+/// `unless-stopped` restart policy, a pids limit, swap capped at the memory limit, no
+/// privileged mode, no binds, the default bridge network, a private cgroup namespace (the
+/// daemon's default on cgroup v1 hosts is the host's, which shows the host's cgroup tree). Only
+/// named volumes from the spec are mounted. Public for the fleet benchmark's raw baseline,
+/// which must make exactly these containers.
+pub fn create_request(spec: &ContainerSpec) -> (CreateContainerOptions, ContainerCreateBody) {
+    let mounts = spec
+        .mounts
+        .iter()
+        .map(|m| Mount {
+            target: Some(m.target.clone()),
+            source: Some(m.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(m.read_only),
+            ..Default::default()
+        })
+        .collect();
+    let host_config = HostConfig {
+        nano_cpus: Some(spec.nano_cpus),
+        memory: Some(spec.memory_bytes),
+        memory_swap: Some(spec.memory_bytes),
+        pids_limit: Some(spec.pids_limit),
+        cap_drop: Some(vec!["ALL".into()]),
+        security_opt: Some(vec!["no-new-privileges:true".into()]),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
+        init: Some(true),
+        privileged: Some(false),
+        network_mode: Some("bridge".into()),
+        cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+        mounts: Some(mounts),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        user: Some(spec.user.clone()),
+        hostname: Some(spec.hostname.clone()),
+        working_dir: Some(spec.working_dir.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::default()
+        .name(&spec.name)
+        .build();
+    (options, body)
 }
