@@ -81,9 +81,4 @@ impl ListCache {
                 Some(b.saturating_sub(removed))
             });
     }
-
-    /// Bytes held by the cached bodies (approximately, while requests race).
-    pub fn bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
-    }
 }

@@ -54,13 +54,13 @@ impl MetricsAccess {
     }
 }
 
-/// Middleware: time every request and record it by method, route *pattern* (never the
-/// concrete path, so agent names are not label values) and status class.
 /// The route pattern of a request (`/api/agents/{name}`), matched once by [`record_request`]
 /// and kept in the request's extensions; `None` when no route matched.
 #[derive(Debug, Clone)]
 pub struct RoutePattern(pub Option<String>);
 
+/// Middleware: time every request and record it by method, route *pattern* (never the
+/// concrete path, so agent names are not label values) and status class.
 pub async fn record_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

@@ -578,53 +578,48 @@ impl Bench {
                 .load(endpoint, paths.clone(), &token, Rate::Max, 1)
                 .await;
             let max = self
-                .load(
-                    endpoint,
-                    paths.clone(),
-                    &token,
-                    Rate::Max,
-                    self.args.seconds,
-                )
+                .load_and_report(endpoint, paths.clone(), &token, Rate::Max, "max")
                 .await;
-            eprintln!(
-                "  {endpoint:<32} max   {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
-                max.per_second, max.latency.p99_ms, max.errors
-            );
             let rate = self.args.rate.unwrap_or((max.per_second / 2.0).max(1.0));
             let fixed = self
-                .load(
-                    endpoint,
-                    paths.clone(),
-                    &token,
-                    Rate::Fixed(rate),
-                    self.args.seconds,
-                )
+                .load_and_report(endpoint, paths.clone(), &token, Rate::Fixed(rate), "fixed")
                 .await;
-            eprintln!(
-                "  {endpoint:<32} fixed {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
-                fixed.per_second, fixed.latency.p99_ms, fixed.errors
-            );
             report.read.push(max);
             report.read.push(fixed);
             // A target of the form "≥ R req/s with p99 ≤ L" is checked at R, open loop: the p99
             // of a closed loop at full speed is mostly its own queue.
             if let Some((rate, _)) = target_load(endpoint, self.args.agents) {
                 let at_target = self
-                    .load(
+                    .load_and_report(
                         endpoint,
                         paths,
                         &token,
                         Rate::Fixed(rate),
-                        self.args.seconds,
+                        "at the target rate",
                     )
                     .await;
-                eprintln!(
-                    "  {endpoint:<32} at the target rate {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
-                    at_target.per_second, at_target.latency.p99_ms, at_target.errors
-                );
                 report.read.push(at_target);
             }
         }
+    }
+
+    /// [`Self::load`] for `--seconds`, with a progress line labelled `mode`.
+    async fn load_and_report(
+        &self,
+        endpoint: &str,
+        paths: Vec<String>,
+        token: &str,
+        rate: Rate,
+        mode: &str,
+    ) -> LoadResult {
+        let result = self
+            .load(endpoint, paths, token, rate, self.args.seconds)
+            .await;
+        eprintln!(
+            "  {endpoint:<32} {mode:<5} {:>9.0} req/s  p99 {:>8.2} ms  errors {}",
+            result.per_second, result.latency.p99_ms, result.errors
+        );
+        result
     }
 
     /// Sequential scrapes of /metrics: what one Prometheus scrape costs.

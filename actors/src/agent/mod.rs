@@ -585,7 +585,7 @@ mod ops {
         // A new agent's state volume (named by its new id) was just created: there is no
         // settings.json to merge with, so none is read (an archive read of a container that
         // never ran costs the daemon a mount).
-        write_runtime_files(deps, st, None).await?;
+        write_files(deps, st, runtime_files::state_files(&st.record, None)).await?;
         deps.runtime.start_container(&id).await?;
         let info = deps.runtime.inspect_container(&id).await?;
         let mut record = st.record.clone();
@@ -997,17 +997,8 @@ mod ops {
         write_files(deps, st, files).await
     }
 
-    /// Write the runtime's configuration files, merging flotilla's keys into `current` (the
-    /// runtime's `settings.json` as it is now, `None` if it has none).
-    async fn write_runtime_files(
-        deps: &AgentDeps,
-        st: &mut AgentState,
-        current: Option<&[u8]>,
-    ) -> Result<(), FleetError> {
-        let files = runtime_files::state_files(&st.record, current);
-        write_files(deps, st, files).await
-    }
-
+    /// Write the runtime's configuration files (from [`runtime_files::state_files`]) and note
+    /// their digest.
     async fn write_files(
         deps: &AgentDeps,
         st: &mut AgentState,
