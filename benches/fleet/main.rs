@@ -1378,8 +1378,7 @@ async fn interrupted() -> &'static str {
     }
 }
 
-/// Remove everything both instances made; returns what was removed and what is left.
-/// Remove everything both instances made, by label. Tried up to three times, 5 s apart (a
+/// Remove everything both instances made, by label; returns what was removed and what is left. Tried up to three times, 5 s apart (a
 /// daemon being restarted answers again within seconds); what could not be listed or removed
 /// is reported, in the JSON and on stderr, never counted as clean.
 async fn cleanup(docker: &Docker) -> Value {
